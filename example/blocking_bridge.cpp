@@ -125,6 +125,7 @@ awaitable<void> print_lines(line_queue& queue, std::chrono::milliseconds patienc
       }
       for (auto& line : batch)
         std::cout << "line " << ++count << ": " << line << "\n";
+      std::cout.flush();
       if (eof)
       {
         std::cout << "end of input, " << lines(count) << std::endl;
