@@ -565,6 +565,9 @@ BOOST_AUTO_TEST_CASE(client_that_never_reads)
       other.send(make_request(10, "still served"));
       BOOST_CHECK_EQUAL(other.read_line(), expected_reply(10, "still served"));
 
+      // Still without reading, give the server time to see its write time out. (A
+      // FIN cannot get through the mute client's zero window: it must read to see it.)
+      ::usleep(1'500'000);
       mute.read_until_closed(); // fails the test if the server keeps it open
       s.stop();
     }
@@ -655,6 +658,7 @@ BOOST_AUTO_TEST_CASE(client_that_never_reads)
     for (int j = 0; j < 100; ++j)
       BOOST_REQUIRE_EQUAL(talker.read_line(), line);
   }
+  ::usleep(1'500'000); // see offload/client_that_never_reads
   mute.read_until_closed(); // fails the test if the server keeps it open
 
   talker.send("done\n");
