@@ -324,7 +324,6 @@ int main(int argc, char* argv[])
     std::list<asio::cancellation_signal> sessions;
     asio::io_context io;
     tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), port});
-    std::cout << acceptor.local_endpoint().port() << std::endl;
 
     asio::co_spawn(io, listener(acceptor, room, sessions, write_timeout),
         [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
@@ -340,6 +339,9 @@ int main(int argc, char* argv[])
           for (auto& s : sessions)
             s.emit(asio::cancellation_type::terminal);
         });
+
+    // Ready, SIGTERM handling included: tell the port.
+    std::cout << acceptor.local_endpoint().port() << std::endl;
 
     io.run(); // returns once the listener and every session have finished
   }

@@ -254,7 +254,6 @@ int main(int argc, char* argv[])
     std::list<asio::cancellation_signal> sessions; // outlives the coroutines that use it
     asio::io_context io;
     tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), port});
-    std::cout << acceptor.local_endpoint().port() << std::endl;
 
     asio::thread_pool pool(threads); // joined or destroyed before io: its jobs wake io's coroutines
 
@@ -274,6 +273,9 @@ int main(int argc, char* argv[])
           for (auto& s : sessions)
             s.emit(asio::cancellation_type::terminal);
         });
+
+    // Ready, SIGTERM handling included: tell the port.
+    std::cout << acceptor.local_endpoint().port() << std::endl;
 
     io.run(); // returns once the listener and every session have finished
     pool.join();

@@ -199,13 +199,15 @@ int main(int argc, char* argv[])
   {
     asio::io_context io;
     server s(io, port, threads, write_timeout);
-    std::cout << s.acceptor.local_endpoint().port() << std::endl;
 
     asio::spawn(io, [&](asio::yield_context yield) { s.listen(yield); },
         [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) { s.stop(); });
+
+    // Ready, SIGTERM handling included: tell the port.
+    std::cout << s.acceptor.local_endpoint().port() << std::endl;
 
     io.run(); // returns once the listener and every session have returned
     s.pool.join();
