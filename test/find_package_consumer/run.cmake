@@ -21,7 +21,8 @@ endfunction()
 
 set(prefix ${WORK_DIR}/prefix)
 set(consumer_src ${SOURCE_DIR}/test/find_package_consumer)
-file(REMOVE_RECURSE ${WORK_DIR})
+# Fresh prefix every run; the build dirs are reused (incremental, re-configured).
+file(REMOVE_RECURSE ${prefix})
 
 set(common -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Release)
 
