@@ -25,17 +25,17 @@
 # define ASIO_WAKER_TEST_COUNTS_MALLOC 1
 #endif
 
-#if ASIO_WAKER_TEST_COUNTS_MALLOC
 namespace {
 thread_local long thread_allocations = 0;
 std::atomic<long> all_allocations{0};
-void count() noexcept
+[[maybe_unused]] void count() noexcept
 {
   ++thread_allocations;
   all_allocations.fetch_add(1, std::memory_order_relaxed);
 }
 } // namespace
 
+#if ASIO_WAKER_TEST_COUNTS_MALLOC
 extern "C" {
 void* __libc_malloc(std::size_t);
 void* __libc_calloc(std::size_t, std::size_t);
