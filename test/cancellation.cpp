@@ -115,6 +115,28 @@ BOOST_AUTO_TEST_CASE(stale_slot_of_a_replaced_wait_cancels_nothing)
   BOOST_TEST(!second.ec);
 }
 
+BOOST_AUTO_TEST_CASE(slot_emitted_after_the_waker_is_destroyed_is_ignored)
+{
+  asio::io_context ctx;
+  asio::cancellation_signal sig;
+  outcome o;
+  {
+    auto w = std::make_unique<atomic_waker>(ctx);
+    w->async_wait(asio::bind_cancellation_slot(sig.slot(), record(o)));
+  } // aborted: queued, its slot handler still installed
+  atomic_waker other(ctx); // may well reuse the destroyed waker's memory
+  outcome other_outcome;
+  other.async_wait(record(other_outcome));
+  sig.emit(asio::cancellation_type::terminal); // must touch neither (ASan checks)
+  ctx.run_for(20ms);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(o.ec == asio::error::operation_aborted);
+  BOOST_TEST(other_outcome.calls == 0);
+  other.wake();
+  run_all(ctx);
+  BOOST_TEST(!other_outcome.ec);
+}
+
 BOOST_AUTO_TEST_CASE(same_slot_reused_by_the_replacing_wait_still_cancels_it)
 {
   asio::io_context ctx;

@@ -57,7 +57,8 @@ namespace asio_waker {
 /// cancellation signal, destruction) is the consumer's, and must not run concurrently
 /// with itself, as for any Asio I/O object. A waker must not outlive its execution
 /// context, and its destructor must not run concurrently with `wake()`. A waker is not
-/// movable: producers hold references to it.
+/// movable: producers hold references to it. Emitting a wait's cancellation signal after
+/// the wait completed, was replaced, or its waker was destroyed does nothing.
 ///
 /// **Lock-free?** The waker's own state is one atomic word changed without locks
 /// (`wake()`: one load and one compare-exchange when uncontended). Handing a completed
@@ -172,14 +173,14 @@ private:
     basic_atomic_waker* self_;
   };
 
-  // Installed in the wait's cancellation slot. It only acts while its wait is still
-  // the current one, so a stale slot (of a completed or replaced wait) never cancels
-  // another wait.
+  // Installed in the wait's cancellation slot. It only acts while its waker exists and
+  // its wait is still the waker's current one: a stale slot (of a completed or
+  // replaced wait, or of a destroyed waker) never cancels anything.
   class cancellation_handler
   {
   public:
     cancellation_handler(basic_atomic_waker* self, std::uint64_t wait) noexcept
-      : self_(self), wait_(wait)
+      : self_(self), service_(self->service_), waker_id_(self->impl_.id), wait_(wait)
     {
     }
 
@@ -188,12 +189,15 @@ private:
       using boost::asio::cancellation_type;
       if (!!(type & (cancellation_type::terminal | cancellation_type::partial
               | cancellation_type::total))
+          && service_->is_live(waker_id_)
           && self_->impl_.waits_started == wait_)
         self_->cancel();
     }
 
   private:
     basic_atomic_waker* self_;
+    detail::waker_service* service_;
+    std::uint64_t waker_id_;
     std::uint64_t wait_;
   };
 

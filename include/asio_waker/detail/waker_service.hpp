@@ -1,10 +1,12 @@
 //
 // asio_waker/detail/waker_service.hpp
 //
-// The execution-context service behind basic_atomic_waker: it knows every waker of its
-// context, so that shutting the context down destroys each parked wait without invoking
-// its handler (as Asio's timers are destroyed with their scheduler), and it finds the
-// Asio scheduler that runs the context, if there is one, for allocation-free hand-offs.
+// The execution-context service behind basic_atomic_waker. It knows every live waker of
+// its context, so that shutting the context down destroys each parked wait without
+// invoking its handler (as Asio's timers are destroyed with their scheduler), and so
+// that a cancellation signal emitted after its waker was destroyed is recognised and
+// ignored. It also finds the Asio scheduler that runs the context, if there is one, for
+// allocation-free hand-offs.
 //
 // How a finished wait reaches its handler ("hand-off"):
 //
@@ -36,6 +38,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <unordered_map>
 
 namespace asio_waker {
 namespace detail {
@@ -53,8 +56,8 @@ public:
     /// Consumer-owned count of async_wait calls: tells a cancellation slot's handler
     /// whether it still belongs to the current wait.
     std::uint64_t waits_started = 0;
-    implementation_type* prev = nullptr;
-    implementation_type* next = nullptr;
+    /// Unique within the service, never reused: names the waker to is_live().
+    std::uint64_t id = 0;
   };
 
   explicit waker_service(boost::asio::execution_context& ctx)
@@ -67,22 +70,22 @@ public:
   {
     impl.scheduler = scheduler_;
     std::lock_guard<std::mutex> lock(mutex_);
-    impl.next = impls_;
-    if (impls_)
-      impls_->prev = &impl;
-    impls_ = &impl;
+    impl.id = ++last_id_;
+    live_.emplace(impl.id, &impl);
   }
 
   void destroy(implementation_type& impl) noexcept
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (impl.prev)
-      impl.prev->next = impl.next;
-    else
-      impls_ = impl.next;
-    if (impl.next)
-      impl.next->prev = impl.prev;
-    impl.prev = impl.next = nullptr;
+    live_.erase(impl.id);
+  }
+
+  /// Whether the waker with this id still exists. Only the consumer destroys a waker,
+  /// and only the consumer asks, so the answer stays true while the caller acts on it.
+  bool is_live(std::uint64_t id)
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return live_.count(id) != 0;
   }
 
   /// Destroys every parked wait without invoking its handler. Runs before the
@@ -93,8 +96,8 @@ public:
     boost::asio::detail::op_queue<boost::asio::detail::scheduler_operation> ops;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (implementation_type* impl = impls_; impl; impl = impl->next)
-        if (wait_op* op = impl->state.cancel())
+      for (auto& entry : live_)
+        if (wait_op* op = entry.second->state.cancel())
           ops.push(op);
     }
     // `ops` destroys them as it goes out of scope, outside the lock: a handler's
@@ -113,7 +116,8 @@ private:
 
   boost::asio::detail::scheduler* const scheduler_;
   std::mutex mutex_;
-  implementation_type* impls_ = nullptr;
+  std::uint64_t last_id_ = 0;
+  std::unordered_map<std::uint64_t, implementation_type*> live_;
 };
 
 } // namespace detail
