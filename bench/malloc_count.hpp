@@ -1,0 +1,12 @@
+#pragma once
+// Per-thread heap allocation counters (see malloc_count.cpp).
+#include <cstdint>
+
+namespace bench {
+struct alloc_counts {
+  std::uint64_t allocs = 0;  // malloc, calloc, realloc, aligned_alloc, memalign, posix_memalign, valloc
+  std::uint64_t frees = 0;   // free of a non-null pointer
+};
+// Counts of the calling thread since it started.
+alloc_counts thread_alloc_counts() noexcept;
+}  // namespace bench
