@@ -27,7 +27,7 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin for up to ~200 us, then yield: on 2 oversubscribed cores a pure spin can starve
+// Spin for up to ~50 us, then yield: on 2 oversubscribed cores a pure spin can starve
 // the thread we wait for.
 template <class Pred>
 void spin_until(Pred pred) {
@@ -39,7 +39,7 @@ void spin_until(Pred pred) {
       std::this_thread::yield();
     } else {
       cpu_relax();
-      if ((i & 255) == 0 && clock_type::now() - t0 > std::chrono::microseconds(200)) yield = true;
+      if ((i & 255) == 0 && clock_type::now() - t0 > std::chrono::microseconds(50)) yield = true;
     }
   }
 }
