@@ -9,6 +9,8 @@
 # difference by ITERS. Writes OUT_DIR/cycle_counts.tsv (name, Ir/cycle, syscalls/cycle,
 # allocs/cycle), OUT_DIR/cycle_counts.md (the table), and, for the asio_waker
 # contenders, OUT_DIR/callgrind_NAME.txt (callgrind_annotate --inclusive=yes).
+# Also syscalls per idle ping-pong round trip (a2), both threads, the producer's sleep
+# excluded: OUT_DIR/idle_syscalls.tsv and .md.
 set -euo pipefail
 
 bin=${1:?usage: cycle_counts.sh BINARY OUT_DIR [ITERS]}
@@ -55,6 +57,46 @@ for name in $("$bin" --list); do
   fi
   echo "cycle counts: $(tail -n 1 "$tsv")" >&2
 done
+
+# --- syscalls per idle round trip (a2) ---
+idle_iters=${IDLE_ITERS:-2000}
+itsv="$out/idle_syscalls.tsv"
+: >"$itsv"
+for name in $("$bin" --list); do
+  for n in 0 "$idle_iters"; do
+    strace -f -c -e 'trace=!clock_nanosleep,nanosleep,sched_yield' -o "$tmp/ist.$name.$n.txt" "$bin" --idle-pingpong "$name" "$n" >/dev/null
+  done
+  awk -v n="$name" -v i="$idle_iters" -v f0="$tmp/ist.$name.0.txt" -v f1="$tmp/ist.$name.$idle_iters.txt" '
+    function calls(f,   line, a, k, tot) {
+      while ((getline line < f) > 0) {
+        k = split(line, a, " ")
+        if (k >= 5 && a[1] ~ /^[0-9.]+$/ && a[k] != "total") tot[a[k]] += a[4]
+      }
+      close(f)
+      for (k in tot) c[f, k] = tot[k]
+    }
+    BEGIN {
+      calls(f0); calls(f1)
+      for (key in c) { split(key, p, SUBSEP); names[p[2]] }
+      out = ""; sum = 0
+      for (s in names) {
+        d = (c[f1, s] - c[f0, s]) / i
+        sum += d
+        if (d >= 0.05) out = out sprintf("%s%s %.2f", out == "" ? "" : ", ", s, d)
+      }
+      printf "%s\t%.2f\t%s\n", n, sum, out
+    }' >>"$itsv"
+  echo "idle syscalls: $(tail -n 1 "$itsv")" >&2
+done
+{
+  echo "#### (a2) idle ping-pong: syscalls per round trip"
+  echo
+  echo "Both threads, \`strace -f -c\`, (run with $idle_iters round trips - run with 0) / $idle_iters; excluded: the producer's sleep before each wake (clock_nanosleep) and the harness's spin-wait yields (sched_yield)."
+  echo
+  echo "| contender | syscalls per round trip | of which (>= 0.05 per round trip) |"
+  echo "|---|---:|---|"
+  awk -F'\t' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }' "$itsv"
+} >"$out/idle_syscalls.md"
 
 awk -F'\t' -v iters="$iters" -v siters="$strace_iters" '
   { name[NR] = $1; ir[NR] = $2; sc[NR] = $3; al[NR] = $4; if ($1 == "raw_post") raw = $2; if ($1 == "post_resume") pr = $2 }

@@ -53,28 +53,34 @@ bin="$build/waker_bench"
 
 mkdir -p "$out/data"
 start=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "running waker_bench (reps $reps) ..." >&2
 "$bin" --reps "$reps" $quick --data-dir "$out/data" >"$out/data/tables.md"
 echo "counting instructions and syscalls per cycle ..." >&2
 "$root/bench/cycle_counts.sh" "$bin" "$out/data" "$cycle_iters" >/dev/null
 elapsed=$(( $(date +%s) - start ))
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- plots ---------------------------------------------------------------
 plot() {  # data file, png, title, y label, logscale y?
-  local ncol; ncol=$(head -n 1 "$1" | awk -F'\t' '{print NF}')
+  local ncol npeer
+  ncol=$(head -n 1 "$1" | awk -F'\t' '{print NF}')
+  npeer=$(head -n 1 "$1" | tr '\t' '\n' | tail -n +2 | grep -vc '^aw_' || true)
   gnuplot <<GP
-set terminal pngcairo size 900,560 font "sans,10"
+set terminal pngcairo size 960,600 font "sans,10" noenhanced
 set output "$2"
 set title "$3"
 set xlabel "threads (2 vCPUs: beyond 2 the cores are time-shared)"
 set ylabel "$4"
 set logscale x 2
+set xrange [0.85:19]
 set xtics (1, 2, 4, 8, 16)
 $5
 set key outside right top
 set grid
 set datafile separator "\t"
-plot for [i=2:$ncol] "$1" using 1:i with linespoints lw 2 pt (i+4) title columnheader(i)
+# peers dashed, asio_waker contenders solid
+plot for [i=2:$ncol] "$1" using 1:i with linespoints lw 2 pt (i+3) dt (i <= $npeer + 1 ? 2 : 1) title columnheader(i)
 GP
 }
 plot "$out/data/b_consumer.dat" "$out/burst_consumer.png" "(b) burst: consumer wake-ups/s vs producer threads (higher is better)" "consumer wake-ups/s" "set logscale y 10; set format y '%.0e'"
@@ -117,6 +123,8 @@ cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
   echo
   echo "- machine: ${cpu:-unknown CPU}, $(nproc) vCPUs, $(uname -sr), $(lscpu | sed -n 's/^Hypervisor vendor:[[:space:]]*/hypervisor /p')"
   echo "- build: $("$bin" --reps 1 --scenarios none 2>/dev/null | sed -n 's/^- compiler: //p'), -O2"
+  sed -n 's/^- machine calibration: /- calibration: /p' "$out/data/tables.md"
+  echo "- load average (1, 5, 15 min) before the run: $load_before; after: $load_after (the benchmark itself keeps 1-2 cores busy)"
   echo "- library: asio_waker at $(git -C "$root" log -1 --format='%h %s' 2>/dev/null || echo unknown)"
   echo
   echo "How to read these: bench/README.md. Medians of $reps repetitions unless said otherwise;"

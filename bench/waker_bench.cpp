@@ -4,6 +4,7 @@
 //               [--quick]
 //   waker_bench --cycle NAME ITERS      one contender, scenario (c), no timing output
 //                                       (for callgrind / strace: subtract ITERS=0)
+//   waker_bench --idle-pingpong NAME ITERS   one contender, scenario (a2), for strace
 //   waker_bench --list                  contender names, one a line
 //
 // See bench/README.md for what each scenario measures.
@@ -88,14 +89,13 @@ struct pingpong_result {
 };
 
 template <class C>
-pingpong_result run_pingpong(bool busy, int busy_ns, int iters, int gap_us) {
+pingpong_result run_pingpong(bool busy, int busy_ns, int warm, int iters, int gap_us) {
   asio::io_context ctx;
   C c(ctx);
   std::atomic<long> ack{-1};
   std::atomic<bool> stop{false};
   long count = 0;
   alloc_counts cons0{}, cons1{};
-  const int warm = std::max(100, iters / 10);
 
   auto on_wake = [&] {
     ++count;
@@ -309,6 +309,45 @@ int cycle_mode(const std::string& name, long iters) {
   return 0;
 }
 
+// Machine calibration: two plain threads bounce one atomic each way; ns per round trip.
+// Every cross-thread wake pays at least a few of these cache-line transfers.
+double calibrate_line_round_trip() {
+  std::atomic<long> a{0}, b{0};
+  const long n = 20000;
+  std::thread t([&] {
+    for (long i = 1; i <= n; ++i) {
+      spin_until([&] { return a.load(std::memory_order_acquire) == i; });
+      b.store(i, std::memory_order_release);
+    }
+  });
+  auto t0 = clock_type::now();
+  for (long i = 1; i <= n; ++i) {
+    a.store(i, std::memory_order_release);
+    spin_until([&] { return b.load(std::memory_order_acquire) == i; });
+  }
+  double ns = seconds_since(t0) * 1e9 / n;
+  t.join();
+  return ns;
+}
+
+// One idle ping-pong (a2) for one contender, for `strace -c`: 100 warm-up round trips,
+// then `iters` (subtract a run with iters = 0).
+int idle_pingpong_mode(const std::string& name, int iters, int gap_us) {
+  bool found = false;
+  for_each_contender([&]<class C>() {
+    if (name == C::name) {
+      found = true;
+      auto r = run_pingpong<C>(false, 0, 100, iters, gap_us);
+      std::printf("%s idle round trips=%d median_ns=%.0f\n", C::name, iters, r.ns_per_round_trip);
+    }
+  });
+  if (!found) {
+    std::fprintf(stderr, "unknown contender: %s\n", name.c_str());
+    return 2;
+  }
+  return 0;
+}
+
 void print_header(const options& o) {
   std::printf("## waker_bench results\n\n");
   std::printf("- hardware threads: %u; repetitions per row: %d; asio_waker contender: %s\n",
@@ -321,6 +360,13 @@ void print_header(const options& o) {
               "g++ " __VERSION__,
 #endif
               BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000);
+  if (!o.scenarios.empty() && !o.scenarios.count("none")) {
+    stats cal;
+    for (int i = 0; i < 5; ++i) cal.add(calibrate_line_round_trip());
+    std::printf("- machine calibration: two threads bouncing one atomic (a cache-line round trip "
+                "between cores): median %s ns, min %s, max %s (5 runs)\n",
+                fmt(cal.median()).c_str(), fmt(cal.min()).c_str(), fmt(cal.max()).c_str());
+  }
   std::fflush(stdout);
 }
 
@@ -346,7 +392,7 @@ void run_all(const options& o) {
     for (int rep = 0; rep < o.reps; ++rep) {
       for_each_contender([&]<class C>() {
         if (!selected<C>(o)) return;
-        auto r = run_pingpong<C>(busy, o.busy_ns, busy ? o.a1_iters : o.a2_iters, busy ? 0 : o.a2_gap_us);
+        auto r = run_pingpong<C>(busy, o.busy_ns, busy ? o.a1_iters / 10 : 100, busy ? o.a1_iters : o.a2_iters, busy ? 0 : o.a2_gap_us);
         t.row(C::name).add(r.ns_per_round_trip);
         prod_allocs[C::name].add(r.producer_allocs_per_wake);
         cons_allocs[C::name].add(r.consumer_allocs_per_cycle);
@@ -529,6 +575,10 @@ int main(int argc, char** argv) {
       std::string name = next();
       long iters = std::atol(next().c_str());
       return bench::cycle_mode(name, iters);
+    } else if (a == "--idle-pingpong") {
+      std::string name = next();
+      int iters = std::atoi(next().c_str());
+      return bench::idle_pingpong_mode(name, iters, o.a2_gap_us);
     } else if (a == "--busy-ns") {
       o.busy_ns = std::atoi(next().c_str());
     } else if (a == "--reps") {
