@@ -380,7 +380,7 @@ BOOST_AUTO_TEST_CASE(thread_pool_executor)
   });
   std::thread producer([&] { w.wake(); });
   producer.join();
-  spin_until([&] { return calls.load() == 1; });
+  BOOST_REQUIRE(spin_until([&] { return calls.load() == 1; }));
   BOOST_TEST(in_pool.load());
   pool.join();
 }
@@ -391,7 +391,7 @@ BOOST_AUTO_TEST_CASE(system_executor)
   std::atomic<int> calls{0};
   w.async_wait([&](error_code ec) { if (!ec) ++calls; });
   w.wake();
-  spin_until([&] { return calls.load() == 1; });
+  BOOST_REQUIRE(spin_until([&] { return calls.load() == 1; }));
 }
 
 BOOST_AUTO_TEST_CASE(native_io_context_executor)

@@ -1,0 +1,63 @@
+# Settings for asio_waker's own tests, examples and benchmarks.
+# Included from the root CMakeLists.txt only when one of those is built.
+# Provides:
+#   asio_waker_dev_options   INTERFACE target: warnings (+ -Werror if ASIO_WAKER_WERROR)
+#   asio_waker_spawn_support target to link by anything using boost::asio::spawn /
+#                            yield_context: Boost::context, plus in sanitizer builds
+#                            the ucontext runtime (test/support/context_ucontext_runtime.cpp)
+#   ASIO_WAKER_TEST_ENVIRONMENT  list of VAR=value for sanitizer runtime options
+# and, when ASIO_WAKER_SANITIZE is set, applies the sanitizer flags to every
+# target created afterwards in this project (directory scope).
+
+# ---- warnings ---------------------------------------------------------------
+add_library(asio_waker_dev_options INTERFACE)
+target_compile_options(asio_waker_dev_options INTERFACE
+  $<$<CXX_COMPILER_ID:GNU,Clang,AppleClang>:-Wall -Wextra -Wpedantic>
+  $<$<AND:$<BOOL:${ASIO_WAKER_WERROR}>,$<CXX_COMPILER_ID:GNU,Clang,AppleClang>>:-Werror>)
+
+# ---- sanitizers -------------------------------------------------------------
+set(ASIO_WAKER_TEST_ENVIRONMENT "")
+set(_asio_waker_ucontext OFF)
+if(ASIO_WAKER_SANITIZE STREQUAL "thread")
+  set(_san_flags -fsanitize=thread -fno-omit-frame-pointer)
+  # TSan does not model std::atomic_thread_fence, which Asio's executor
+  # refcounts and fenced blocks use: make Asio use its mutex-based variants.
+  add_compile_definitions(BOOST_ASIO_DISABLE_STD_ATOMIC BOOST_ASIO_DISABLE_FENCED_BLOCK
+                          BOOST_USE_UCONTEXT BOOST_USE_TSAN)
+  set(_asio_waker_ucontext ON)
+  list(APPEND ASIO_WAKER_TEST_ENVIRONMENT
+       "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=4")
+elseif(ASIO_WAKER_SANITIZE STREQUAL "address")
+  # ASan + UBSan (+ LSan, on by default with ASan on Linux).
+  # clang 14: -fsanitize=function (part of 'undefined') miscompiles coroutines.
+  set(_san_flags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+      $<$<CXX_COMPILER_ID:Clang,AppleClang>:-fno-sanitize=function>)
+  add_compile_definitions(BOOST_USE_UCONTEXT BOOST_USE_ASAN)
+  set(_asio_waker_ucontext ON)
+  list(APPEND ASIO_WAKER_TEST_ENVIRONMENT
+       "ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:strict_string_checks=1"
+       "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+elseif(NOT ASIO_WAKER_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "ASIO_WAKER_SANITIZE must be '', 'thread' or 'address' (got '${ASIO_WAKER_SANITIZE}')")
+endif()
+if(_san_flags)
+  add_compile_options(${_san_flags})
+  add_link_options(${_san_flags})
+  message(STATUS "asio_waker: sanitizer '${ASIO_WAKER_SANITIZE}' with ${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER_VERSION}")
+endif()
+
+# ---- yield_context / Boost.Context ------------------------------------------
+if(_asio_waker_ucontext)
+  # Sanitizer builds use Boost.Context's ucontext backend (BOOST_USE_UCONTEXT,
+  # defined above for every TU); its small out-of-line runtime is not in
+  # Debian's fcontext-built libboost_context, so we build it ourselves.
+  # libboost_context is still linked for stack_traits (no symbol overlap).
+  add_library(asio_waker_spawn_support STATIC
+    ${PROJECT_SOURCE_DIR}/test/support/context_ucontext_runtime.cpp)
+  target_compile_features(asio_waker_spawn_support PUBLIC cxx_std_20)
+  target_link_libraries(asio_waker_spawn_support PUBLIC Boost::context Boost::headers
+                                                  PRIVATE asio_waker_dev_options)
+else()
+  add_library(asio_waker_spawn_support INTERFACE)
+  target_link_libraries(asio_waker_spawn_support INTERFACE Boost::context)
+endif()
