@@ -33,6 +33,15 @@ thread_local std::uint64_t tl_frees = 0;
 alloc_counts thread_alloc_counts() noexcept { return {tl_allocs, tl_frees}; }
 }  // namespace bench
 
+#if defined(BENCH_NO_MALLOC_COUNT)
+// Sanitizer builds: the sanitizer runtime owns malloc; do not interpose.
+namespace bench {
+bool malloc_counting() noexcept { return false; }
+}
+#else
+namespace bench {
+bool malloc_counting() noexcept { return true; }
+}
 using bench::tl_allocs;
 using bench::tl_frees;
 
@@ -79,3 +88,4 @@ void* pvalloc(std::size_t n) {
   return __libc_pvalloc(n);
 }
 }
+#endif  // BENCH_NO_MALLOC_COUNT

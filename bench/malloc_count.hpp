@@ -9,4 +9,6 @@ struct alloc_counts {
 };
 // Counts of the calling thread since it started.
 alloc_counts thread_alloc_counts() noexcept;
+// False in sanitizer builds (BENCH_NO_MALLOC_COUNT): the counts stay 0.
+bool malloc_counting() noexcept;
 }  // namespace bench

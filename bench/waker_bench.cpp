@@ -353,6 +353,8 @@ void print_header(const options& o) {
   std::printf("- hardware threads: %u; repetitions per row: %d; asio_waker contender: %s\n",
               std::thread::hardware_concurrency(), o.reps,
               BENCH_HAVE_ASIO_WAKER ? "built" : "NOT BUILT (header not found)");
+  if (!malloc_counting())
+    std::printf("- WARNING: sanitizer build, heap allocations are not counted (all 0)\n");
   std::printf("- compiler: %s; Boost %d.%d\n",
 #if defined(__clang__)
               "clang " __clang_version__,
