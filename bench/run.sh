@@ -12,7 +12,7 @@
 #   burst_producer.png    (b) producer wake() calls/s vs producer threads
 #   wake_alone.png        (d) ns per wake() call vs threads
 #   data/                 raw medians (TSV) and callgrind_annotate of the asio_waker cycles
-# Takes about 3-5 minutes on 2 cores with the defaults. Installs valgrind, strace and
+# Takes about 6 minutes on 2 cores with the defaults. Installs valgrind, strace and
 # gnuplot-nox from Debian if they are missing.
 set -euo pipefail
 
@@ -79,8 +79,20 @@ $5
 set key outside right top
 set grid
 set datafile separator "\t"
+set linetype 1 lc rgb "#9400d3"
+set linetype 2 lc rgb "#009e73"
+set linetype 3 lc rgb "#56b4e9"
+set linetype 4 lc rgb "#e69f00"
+set linetype 5 lc rgb "#f0c020"
+set linetype 6 lc rgb "#0072b2"
+set linetype 7 lc rgb "#d55e00"
+set linetype 8 lc rgb "#000000"
+set linetype 9 lc rgb "#cc79a7"
+set linetype 10 lc rgb "#e51e10"
+set linetype 11 lc rgb "#808080"
 # peers dashed, asio_waker contenders solid
-plot for [i=2:$ncol] "$1" using 1:i with linespoints lw 2 pt (i+3) dt (i <= $npeer + 1 ? 2 : 1) title columnheader(i)
+plot for [i=2:$((npeer + 1))] "$1" using 1:i with linespoints lt (i-1) lw 2 pt (i+3) dt 2 title columnheader(i), \\
+     for [i=$((npeer + 2)):$ncol] "$1" using 1:i with linespoints lt (i-1) lw 2 pt (i+3) dt 1 title columnheader(i)
 GP
 }
 plot "$out/data/b_consumer.dat" "$out/burst_consumer.png" "(b) burst: consumer wake-ups/s vs producer threads (higher is better)" "consumer wake-ups/s" "set logscale y 10; set format y '%.0e'"

@@ -35,7 +35,7 @@ struct options {
   int a2_iters = 1000;
   int a2_gap_us = 50;
   int busy_ns = 1000;
-  double b_seconds = 0.2;
+  double b_seconds = 0.5;
   double d_seconds = 0.1;
   int c_iters = 200000;
   std::vector<int> threads{1, 2, 4, 8, 16};
@@ -320,14 +320,16 @@ double calibrate_line_round_trip() {
       b.store(i, std::memory_order_release);
     }
   });
-  auto t0 = clock_type::now();
+  stats per;
+  per.v.reserve(n);
   for (long i = 1; i <= n; ++i) {
+    auto t0 = clock_type::now();
     a.store(i, std::memory_order_release);
     spin_until([&] { return b.load(std::memory_order_acquire) == i; });
+    per.add(std::chrono::duration<double, std::nano>(clock_type::now() - t0).count());
   }
-  double ns = seconds_since(t0) * 1e9 / n;
   t.join();
-  return ns;
+  return per.median();  // timed like the ping-pongs: per round trip, median
 }
 
 // One idle ping-pong (a2) for one contender, for `strace -c`: 100 warm-up round trips,
@@ -366,7 +368,7 @@ void print_header(const options& o) {
     stats cal;
     for (int i = 0; i < 5; ++i) cal.add(calibrate_line_round_trip());
     std::printf("- machine calibration: two threads bouncing one atomic (a cache-line round trip "
-                "between cores): median %s ns, min %s, max %s (5 runs)\n",
+                "between cores), median round trip of 20000: median %s ns, min %s, max %s (5 runs)\n",
                 fmt(cal.median()).c_str(), fmt(cal.min()).c_str(), fmt(cal.max()).c_str());
   }
   std::fflush(stdout);
