@@ -157,6 +157,8 @@ cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
   echo
   cat "$out/data/cycle_counts.md"
   echo
-  sed '1,/^- compiler/d' "$out/data/tables.md"
+  cat "$out/data/idle_syscalls.md"
+  echo
+  sed -n '/^#### /,$p' "$out/data/tables.md"
 } >"$out/results.md"
 echo "wrote $out/results.md and plots in $out (${elapsed} s)" >&2
