@@ -38,26 +38,31 @@
 //
 //   from      | wake()  (producer)          | register(q) (consumer)       | cancel() (consumer)
 //   ----------+-----------------------------+------------------------------+---------------------
-//   EMPTY     | -> NOTIFIED      CAS acq_rel | -> q         CAS acq_rel     | no change   (load)
+//   EMPTY     | -> NOTIFIED      CAS release | -> q         CAS acq_rel     | no change   (load)
 //             |   (permit stored)           |   (q parked)                 |   returns none
-//   NOTIFIED  | -> NOTIFIED      CAS acq_rel | -> EMPTY     XCHG acquire    | no change   (load)
-//             |   (permit refreshed: still  |   (permit consumed: q is     |   (never clears the
-//             |    a release RMW, see below)|    completed with success)   |    permit)
-//   op p      | -> EMPTY         CAS acq_rel | -> q         CAS acq_rel     | -> EMPTY  CAS acquire
+//   NOTIFIED  | -> NOTIFIED  fetch_add(0)   | -> EMPTY     XCHG acquire    | no change   (load)
+//             |              release        |   (permit consumed: q is     |   (never clears the
+//             |   (permit refreshed: still  |    completed with success)   |    permit)
+//             |    a release RMW, see below)|                              |
+//   op p      | -> EMPTY         CAS acquire | -> q         CAS acq_rel     | -> EMPTY  CAS acquire
 //             |   (p taken: the producer    |   (p taken back: completed   |   (p taken back:
 //             |    hands p to the executor  |    with operation_aborted)   |    operation_aborted)
 //             |    with success)            |                              |
 //
-// A failed CAS reloads and re-decides. For the consumer that is bounded: producers can
-// change the word at most twice under it (op -> EMPTY, then EMPTY -> NOTIFIED; NOTIFIED
-// -> NOTIFIED does not change the value). A cancel() whose CAS fails has lost the race to
-// a wake(): the operation is on its way to the executor with success, and cancel()
-// reports 0. A wake() retries only when the value changed under it, so some thread made
-// progress: wake() is lock-free and never waits for the consumer or for other wakers.
+// Every move starts from a relaxed load that picks the row; a failed CAS (or a refresh
+// that finds the word changed) re-decides from the value it saw. For the consumer that
+// is bounded: producers can change the word at most twice under it (op -> EMPTY, then
+// EMPTY -> NOTIFIED; a refresh does not change the value). A cancel() whose CAS fails has
+// lost the race to a wake(): the operation is on its way to the executor with success,
+// and cancel() reports 0. A wake() retries only when the value changed under it, so some
+// thread made progress: wake() is lock-free and never waits for the consumer or for other
+// wakers. The refresh is a fetch_add(0), not a CAS: it cannot fail, so any number of
+// producers waking a set permit each pay one wait-free RMW, as cheap as an exchange.
 //
 // ## Costs, uncontended
 //
-//   wake():                       1 load + 1 CAS, whether or not someone waits.
+//   wake():                       1 load + 1 RMW (CAS, or fetch_add(0) on a set
+//                                 permit), whether or not someone waits.
 //   register, nobody to consume:  1 load + 1 CAS.
 //   register, permit present:     1 load + 1 XCHG (consumes it).
 //   cancel():                     1 load (+ 1 CAS when a waiter is parked).
@@ -71,14 +76,17 @@
 //   reads a value at or after the producer's RMW in the word's modification order. All
 //   producer moves are RMWs, so they form one release sequence: the consumer's acquire
 //   synchronizes with EVERY producer whose RMW precedes the XCHG, not only the last one.
-//   This is why a wake() that finds NOTIFIED still writes NOTIFIED with a CAS instead of
-//   returning after a plain load: a load would leave that producer's data unpublished,
+//   This is why a wake() that finds NOTIFIED still performs an RMW (fetch_add(0)) instead
+//   of returning after a plain load: a load would leave that producer's data unpublished,
 //   and a consumer that then consumed the older permit could miss it (tokio's Notify
 //   keeps a NOTIFIED -> NOTIFIED RMW for the same reason). The consumer then hands the
 //   operation to the executor itself, from the thread that did the acquire.
 // * Operation contents -> producer. The consumer constructs the operation, then
 //   publishes its address with a release CAS; the producer that takes it does so with an
-//   acquire CAS and may then link it into a scheduler queue.
+//   acquire CAS and may then link it into a scheduler queue. The producer's own data
+//   needs no release on that CAS: the queue hand-off publishes it.
+// * A producer that stores the permit (EMPTY -> NOTIFIED) needs only release: it reads
+//   nothing it must see.
 // * ABA is harmless: no thread dereferences an address it read before its successful
 //   RMW; whatever address a successful CAS removed from the word was parked at that
 //   moment.
@@ -125,10 +133,24 @@ public:
     std::uintptr_t cur = word_.load(std::memory_order_relaxed);
     for (;;)
     {
-      const std::uintptr_t next = is_op(cur) ? empty : notified;
-      if (word_.compare_exchange_weak(cur, next,
-            std::memory_order_acq_rel, std::memory_order_relaxed))
-        return is_op(cur) ? to_op(cur) : nullptr;
+      if (cur == notified)
+      {
+        // Refresh: an RMW that writes back what it read. It still joins the release
+        // sequence (see "Memory ordering"), and unlike a CAS it cannot fail, so
+        // producers hammering a set permit never retry.
+        cur = word_.fetch_add(0, std::memory_order_release);
+        if (cur == notified)
+          return nullptr;
+      }
+      else if (cur == empty)
+      {
+        if (word_.compare_exchange_weak(cur, notified,
+              std::memory_order_release, std::memory_order_relaxed))
+          return nullptr;
+      }
+      else if (word_.compare_exchange_weak(cur, empty,
+            std::memory_order_acquire, std::memory_order_relaxed))
+        return to_op(cur);
     }
   }
 
