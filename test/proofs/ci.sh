@@ -131,7 +131,7 @@ if [[ -x $B_FUZZ/fuzz_waker ]]; then
   tail -n 15 "$B_FUZZ/fuzz.log"
   ((rc == 0)) || { grep -E 'VIOLATION|ERROR|SUMMARY|Test unit written' "$B_FUZZ/fuzz.log"; fail "libFuzzer (rc $rc)"; }
   execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$B_FUZZ/fuzz.log" | grep -oE '[0-9]+$')
-  cov=$(grep -E '#[0-9]+ +DONE' "$B_FUZZ/fuzz.log" | grep -oE 'cov: [0-9]+' | head -1)
+  cov=$(grep -E '#[0-9]+[[:space:]]+DONE' "$B_FUZZ/fuzz.log" | grep -oE 'cov: [0-9]+' | head -1)
   figures+=("libFuzzer: ${execs:-?} executions in $FUZZ_SECONDS s, $cov, corpus $(ls "$B_FUZZ/corpus" | wc -l) files")
 fi
 
