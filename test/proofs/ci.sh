@@ -37,8 +37,8 @@ step() { echo; echo "===== proofs: $* ($(date -u +%H:%M:%S))"; }
 configure_build() { # dir compiler sanitize targets...
   local dir=$1 cxx=$2 san=$3; shift 3
   cmake -S "$SRC" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$cxx" \
-        -DASIO_WAKER_PROOFS_SANITIZE="$san" >"$dir.configure.log" 2>&1 \
-    || { cat "$dir.configure.log"; return 1; }
+        -DASIO_WAKER_PROOFS_SANITIZE="$san" >"$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j "$JOBS" --target "$@"
 }
 
