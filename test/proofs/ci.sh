@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# test/proofs/ci.sh -- runs every proof of the waker state machine, with fast settings:
+#   1. the exhaustive interleaving checker (real basic_waker_state; SC and weak memory)
+#   2. spin on test/proofs/waker.pml (safety + liveness per scenario, mutants must fail)
+#   3. the TSan stress (1, 2, 4, 8 producers)
+#   4. the libFuzzer target for a bounded time
+#   5. the fault-injection tests (plain and TSan builds)
+# Prints the figures and exits non-zero on any failure.
+#
+# Knobs (environment):
+#   PROOFS_STRESS_SECONDS  per producer count (default 2)
+#   PROOFS_FUZZ_SECONDS    libFuzzer -max_total_time (default 60)
+#   PROOFS_LONG=1          also the heavy interleaving scenarios (millions of executions)
+#   PROOFS_JOBS            build parallelism (default: nproc)
+#   CXX_PLAIN, CXX_CLANG   compilers (default g++ and clang++)
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+SRC=test/proofs
+STRESS_SECONDS=${PROOFS_STRESS_SECONDS:-2}
+FUZZ_SECONDS=${PROOFS_FUZZ_SECONDS:-60}
+JOBS=${PROOFS_JOBS:-$(nproc 2>/dev/null || echo 2)}
+CXX_PLAIN=${CXX_PLAIN:-g++}
+CXX_CLANG=${CXX_CLANG:-clang++}
+B_PLAIN=build-proofs
+B_TSAN=build-proofs-tsan
+B_FUZZ=build-proofs-fuzz
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+
+start_all=$SECONDS
+failures=()
+figures=()
+fail() { echo "!!! FAILED: $*" >&2; failures+=("$*"); }
+step() { echo; echo "===== proofs: $* ($(date -u +%H:%M:%S))"; }
+
+configure_build() { # dir compiler sanitize targets...
+  local dir=$1 cxx=$2 san=$3; shift 3
+  cmake -S "$SRC" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$cxx" \
+        -DASIO_WAKER_PROOFS_SANITIZE="$san" >"$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log"; return 1; }
+  cmake --build "$dir" -j "$JOBS" --target "$@"
+}
+
+# ---- builds ---------------------------------------------------------------------------
+step "build (plain $CXX_PLAIN)"
+mkdir -p "$B_PLAIN" "$B_TSAN" "$B_FUZZ"
+configure_build "$B_PLAIN" "$CXX_PLAIN" "" proofs_interleave proofs_fuzz_replay proofs_faults \
+  || fail "plain build"
+
+# ---- 1. interleaving checker ------------------------------------------------------------
+step "1. exhaustive interleaving checker"
+long=()
+[[ ${PROOFS_LONG:-0} == 1 ]] && long=(--long)
+if [[ -x $B_PLAIN/proofs_interleave ]]; then
+  t0=$SECONDS
+  "$B_PLAIN/proofs_interleave" --report_level=short -- "${long[@]}" | tee "$B_PLAIN/interleave.log"
+  rc=${PIPESTATUS[0]}
+  ((rc == 0)) || fail "interleaving checker (rc $rc)"
+  while read -r line; do figures+=("$line"); done < <(grep -E '^interleavings\[' "$B_PLAIN/interleave.log")
+  figures+=("mutants caught by the checker: $(grep -c '^mutant .*caught by' "$B_PLAIN/interleave.log") of 7 ($((SECONDS - t0)) s)")
+else
+  fail "interleaving checker not built"
+fi
+
+# ---- 2. spin --------------------------------------------------------------------------
+step "2. spin model checking of $SRC/waker.pml"
+if ! command -v spin >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin) >/dev/null 2>&1
+  fi
+fi
+if ! command -v spin >/dev/null; then
+  fail "spin missing: install it with: sudo apt-get install -y spin"
+else
+  SPIN_DIR=$ROOT/$B_PLAIN/spin
+  mkdir -p "$SPIN_DIR"
+  for s in 1 2 3 4 5 6 7 8; do
+    (
+      cd "$SPIN_DIR" && rm -f pan pan.* _spin_nvr.tmp
+      spin -DSCENARIO=$s -a "$ROOT/$SRC/waker.pml" >spin.log 2>&1 || { cat spin.log; exit 1; }
+      cc -O2 -DNOCLAIM -o pan_safety pan.c 2>/dev/null && cc -O2 -o pan_live pan.c 2>/dev/null || exit 1
+      ./pan_safety -m200000 >safety.$s.txt 2>&1
+      ./pan_live -a -f -m200000 >live.$s.txt 2>&1
+      grep -q 'errors: 0' safety.$s.txt && grep -q 'errors: 0' live.$s.txt || { cat safety.$s.txt live.$s.txt; exit 1; }
+    ) || { fail "spin scenario $s"; continue; }
+    st=$(grep -oE '^ *[0-9]+ states, stored' "$SPIN_DIR/safety.$s.txt" | grep -oE '[0-9]+' | head -1)
+    dp=$(grep -oE 'depth reached [0-9]+' "$SPIN_DIR/safety.$s.txt" | grep -oE '[0-9]+')
+    lst=$(grep -oE '^ *[0-9]+ states, stored' "$SPIN_DIR/live.$s.txt" | grep -oE '[0-9]+' | head -1)
+    ldp=$(grep -oE 'depth reached [0-9]+' "$SPIN_DIR/live.$s.txt" | grep -oE '[0-9]+')
+    line="spin scenario $s: safety $st states stored, depth $dp; liveness (acceptance cycles, weak fairness) $lst states, depth $ldp: OK"
+    echo "$line"; figures+=("$line")
+  done
+  # The model must catch its mutants (otherwise it proves nothing).
+  caught=0
+  for m in 1 2; do
+    (
+      cd "$SPIN_DIR" && rm -f pan pan.*
+      spin -DSCENARIO=3 -DMUTANT=$m -a "$ROOT/$SRC/waker.pml" >/dev/null 2>&1
+      cc -O2 -DNOCLAIM -o pan_m pan.c 2>/dev/null && ./pan_m >mutant.$m.txt 2>&1
+      grep -q 'errors: 0' mutant.$m.txt && exit 1 || exit 0
+    ) && caught=$((caught + 1)) || fail "spin did not catch mutant $m"
+  done
+  figures+=("spin mutants caught: $caught of 2")
+fi
+
+# ---- 3. TSan stress ---------------------------------------------------------------------
+step "build (TSan, $CXX_CLANG)"
+configure_build "$B_TSAN" "$CXX_CLANG" thread proofs_stress proofs_faults || fail "TSan build"
+step "3. TSan stress, $STRESS_SECONDS s per producer count"
+if [[ -x $B_TSAN/proofs_stress ]]; then
+  "$B_TSAN/proofs_stress" --report_level=short -- --seconds="$STRESS_SECONDS" 2>&1 | tee "$B_TSAN/stress.log"
+  rc=${PIPESTATUS[0]}
+  ((rc == 0)) || fail "TSan stress (rc $rc)"
+  grep -q 'ThreadSanitizer' "$B_TSAN/stress.log" && fail "TSan reported a problem in the stress test"
+  while read -r line; do figures+=("TSan $line"); done < <(grep -E '^stress producers=' "$B_TSAN/stress.log")
+  total=$(grep -oE 'ops=[0-9]+' "$B_TSAN/stress.log" | cut -d= -f2 | paste -sd+ | bc 2>/dev/null || echo '?')
+  figures+=("TSan stress total operations: $total")
+fi
+
+# ---- 4. libFuzzer ---------------------------------------------------------------------
+step "build (libFuzzer + ASan + UBSan, $CXX_CLANG)"
+configure_build "$B_FUZZ" "$CXX_CLANG" fuzzer fuzz_waker || fail "fuzzer build"
+step "4. libFuzzer, $FUZZ_SECONDS s"
+if [[ -x $B_FUZZ/fuzz_waker ]]; then
+  mkdir -p "$B_FUZZ/corpus" "$B_FUZZ/artifacts"
+  "$B_FUZZ/fuzz_waker" -max_total_time="$FUZZ_SECONDS" -max_len=256 -rss_limit_mb=4096 \
+      -print_final_stats=1 -artifact_prefix="$B_FUZZ/artifacts/" \
+      "$B_FUZZ/corpus" "$SRC/corpus" >"$B_FUZZ/fuzz.log" 2>&1
+  rc=$?
+  tail -n 15 "$B_FUZZ/fuzz.log"
+  ((rc == 0)) || { grep -E 'VIOLATION|ERROR|SUMMARY|Test unit written' "$B_FUZZ/fuzz.log"; fail "libFuzzer (rc $rc)"; }
+  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$B_FUZZ/fuzz.log" | grep -oE '[0-9]+$')
+  cov=$(grep -E '#[0-9]+[[:space:]]+DONE' "$B_FUZZ/fuzz.log" | grep -oE 'cov: [0-9]+' | head -1)
+  figures+=("libFuzzer: ${execs:-?} executions in $FUZZ_SECONDS s, $cov, corpus $(ls "$B_FUZZ/corpus" | wc -l) files")
+fi
+
+# ---- 5. fault injection -----------------------------------------------------------------
+step "5. fault injection (plain, then TSan) + seed corpus replay"
+for b in "$B_PLAIN" "$B_TSAN"; do
+  if [[ -x $b/proofs_faults ]]; then
+    "$b/proofs_faults" --report_level=short 2>&1 | tee "$b/faults.log"
+    ((PIPESTATUS[0] == 0)) || fail "fault injection ($b)"
+    figures+=("$b: $(grep -E '^faults injected' "$b/faults.log")")
+  else
+    fail "proofs_faults missing in $b"
+  fi
+done
+if [[ -x $B_PLAIN/proofs_fuzz_replay ]]; then
+  "$B_PLAIN/proofs_fuzz_replay" "$SRC/corpus" || fail "fuzz corpus replay"
+fi
+
+# ---- summary ----------------------------------------------------------------------------
+echo
+echo "===== proofs: figures"
+printf '  %s\n' "${figures[@]}"
+echo "===== proofs: total $((SECONDS - start_all)) s"
+if ((${#failures[@]})); then
+  echo "===== proofs: ${#failures[@]} FAILED:"
+  printf '  %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "===== proofs: all passed"
