@@ -60,6 +60,14 @@ namespace asio_waker {
 /// movable: producers hold references to it. Emitting a wait's cancellation signal after
 /// the wait completed, was replaced, or its waker was destroyed does nothing.
 ///
+/// **Hand-off.** A finished wait reaches its handler without allocating or throwing when
+/// the waker's execution context is run by an Asio scheduler (io_context, thread_pool,
+/// system_context). With an execution context of your own it is handed to the waker's
+/// executor with `post`. If that throws: in `async_wait` when a permit is consumed, the
+/// exception propagates and the permit is put back; in `wake()`, `cancel()`, a replacing
+/// `async_wait`, a cancellation signal and the destructor, which cannot report it
+/// (the wait is already taken out of the waker), `std::terminate` is called.
+///
 /// **Lock-free?** The waker's own state is one atomic word changed without locks
 /// (`wake()`: one load and one compare-exchange when uncontended). Handing a completed
 /// wait to an `io_context` from a foreign thread takes whatever that scheduler takes
@@ -128,8 +136,7 @@ public:
   /// wakers. Allocates nothing when the waker's execution context is run by an Asio
   /// scheduler (io_context, thread_pool, system_context), whatever the executor type.
   /// With any other execution context the completion is handed over with `post` on
-  /// the waker's executor, which may allocate; if that throws, `std::terminate` is
-  /// called.
+  /// the waker's executor, which may allocate; see "Hand-off" below.
   void wake() noexcept
   {
     if (detail::wait_op* op = impl_.state.wake())
