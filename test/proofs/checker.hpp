@@ -465,7 +465,7 @@ inline const char* order_name(std::memory_order o)
 }
 
 /// The instrumented atomic word: a drop-in for std::atomic<std::uintptr_t> as far as
-/// basic_waker_state uses it (load, exchange, compare_exchange_weak/strong).
+/// basic_waker_state uses it (load, exchange, fetch_add, compare_exchange_weak/strong).
 /// Exactly one live instance per execution.
 class checked_atomic
 {
@@ -518,6 +518,19 @@ public:
     checker& c = enter();
     value_type old = rmw(c, v, o);
     c.event(std::string("exchange(") + name(v) + ", " + order_name(o) + ") -> " + name(old));
+    after_write(c, old, v);
+    return old;
+  }
+
+  /// An RMW: always reads the latest value in modification order (it cannot read a
+  /// stale one, unlike a load) and continues the release sequence.
+  value_type fetch_add(value_type d, std::memory_order o = std::memory_order_seq_cst) noexcept
+  {
+    checker& c = enter();
+    const value_type v = c.mo().back().val + d;
+    value_type old = rmw(c, v, o);
+    c.event(std::string("fetch_add(") + std::to_string(d) + ", " + order_name(o) + ") -> "
+        + name(old));
     after_write(c, old, v);
     return old;
   }

@@ -73,24 +73,39 @@ inline take(p) {
   owner[p] = _pid
 }
 
-/* basic_atomic_waker::wake (AW:132-136) -> basic_waker_state::wake (WS:123-133). */
+/* basic_atomic_waker::wake -> basic_waker_state::wake (WS: wake()). */
+inline wake_done() {
+  wakes_done++;
+  if :: a_registered && completions[OPA] == 0 -> waiting_since_wake = true :: else fi
+}
+
 proctype producer() {
-  byte cur, took;
+  byte cur, took = EMPTY;
+  bool done = false;
   assert(alive);
-  cur = word;                                   /* WS:125 load(relaxed) */
+  cur = word;                                   /* WS wake: load(relaxed) */
   do
-  :: atomic { (alive && word == cur) ->         /* WS:129 CAS(cur -> next) acq_rel succeeds */
+  :: done -> break
+  :: !done && cur == NOTIFIED ->
+       atomic { alive ->                        /* WS wake: fetch_add(0, release), never fails */
+         cur = word;                            /*   reads the latest value, writes it back */
+         if
+         :: cur == NOTIFIED -> model_permit = true; wake_done(); done = true   /* refreshed */
+         :: else                                /*   changed under us: re-decide */
+         fi }
+  :: !done && cur != NOTIFIED ->
        if
-       :: is_op(cur) -> word = EMPTY; take(cur); took = cur   /* op -> EMPTY: take the waiter */
-       :: else -> word = NOTIFIED; model_permit = true; took = EMPTY  /* store/refresh permit */
-       fi;
-       wakes_done++;
-       if :: a_registered && completions[OPA] == 0 -> waiting_since_wake = true :: else fi;
-       break }
-  :: atomic { (alive && word != cur) -> cur = word }   /* WS:129 CAS fails: reload, retry */
+       :: atomic { (alive && word == cur) ->    /* WS wake: CAS succeeds */
+            if
+            :: is_op(cur) -> word = EMPTY; take(cur); took = cur    /* op -> EMPTY (acquire) */
+            :: else -> word = NOTIFIED; model_permit = true          /* EMPTY -> NOTIFIED (release) */
+            fi;
+            wake_done(); done = true }
+       :: atomic { (alive && word != cur) -> cur = word }   /* CAS fails: re-decide */
+       fi
   od;
   if
-  :: is_op(took) -> complete(took, SUCCESS)     /* AW:135 hand_off(op) with success */
+  :: is_op(took) -> complete(took, SUCCESS)     /* AW wake: hand_off(op) with success */
   :: else
   fi
 }
