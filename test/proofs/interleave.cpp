@@ -129,9 +129,13 @@ struct world
   model_op& op_at(std::uintptr_t v) { return *reinterpret_cast<model_op*>(v); }
   static std::string nm(const model_op& o) { return std::string("op ") + char('A' + o.id); }
 
-  // I1 / I6: ownership moves with the word's value.
+  // I1 / I6: ownership moves with the word's value. An RMW that writes back the value it
+  // read (wake()'s fetch_add(0) refresh, which may find a parked op when the word
+  // changed after its load) moves nothing.
   void on_write(std::uintptr_t old, std::uintptr_t now)
   {
+    if (old == now)
+      return;
     const int t = c.tid();
     if (is_op(old))
     {
