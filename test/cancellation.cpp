@@ -137,6 +137,31 @@ BOOST_AUTO_TEST_CASE(slot_emitted_after_the_waker_is_destroyed_is_ignored)
   BOOST_TEST(!other_outcome.ec);
 }
 
+BOOST_AUTO_TEST_CASE(slot_emitted_after_the_context_is_destroyed_is_ignored)
+{
+  asio::cancellation_signal sig; // outlives the context, as a long-lived signal may
+  outcome o;
+  {
+    asio::io_context ctx;
+    atomic_waker w(ctx);
+    w.async_wait(asio::bind_cancellation_slot(sig.slot(), record(o)));
+    w.wake();
+    run_all(ctx);
+  } // the waker, then the context and its waker service, are gone
+  BOOST_TEST(o.calls == 1);
+  sig.emit(asio::cancellation_type::terminal); // must touch neither (ASan checks)
+  asio::io_context other; // may reuse the destroyed service's memory
+  atomic_waker w2(other);
+  outcome o2;
+  w2.async_wait(record(o2));
+  sig.emit(asio::cancellation_type::terminal);
+  other.run_for(20ms);
+  BOOST_TEST(o2.calls == 0);
+  BOOST_TEST(w2.cancel() == 1u);
+  run_all(other);
+  BOOST_TEST(o2.ec == asio::error::operation_aborted);
+}
+
 BOOST_AUTO_TEST_CASE(same_slot_reused_by_the_replacing_wait_still_cancels_it)
 {
   asio::io_context ctx;

@@ -61,17 +61,22 @@ namespace asio_waker {
 /// the wait completed, was replaced, or its waker was destroyed does nothing.
 ///
 /// **Hand-off.** A finished wait reaches its handler without allocating or throwing when
-/// the waker's execution context is run by an Asio scheduler (io_context, thread_pool,
-/// system_context). With an execution context of your own it is handed to the waker's
-/// executor with `post`. If that throws: in `async_wait` when a permit is consumed, the
+/// the waker's execution context is run by Asio's scheduler (io_context, thread_pool,
+/// system_context on POSIX). Otherwise (an execution context of your own, Windows' IOCP
+/// io_context, or `ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF` defined) a parked wait holds an
+/// `executor_work_guard` on the waker's executor and is handed to it with `post`. If
+/// that post throws: in `async_wait` when a permit is consumed, the
 /// exception propagates and the permit is put back; in `wake()`, `cancel()`, a replacing
 /// `async_wait`, a cancellation signal and the destructor, which cannot report it
 /// (the wait is already taken out of the waker), `std::terminate` is called.
 ///
 /// **Lock-free?** The waker's own state is one atomic word changed without locks
-/// (`wake()`: one load and one compare-exchange when uncontended). Handing a completed
+/// (`wake()`: one load and one read-modify-write when uncontended). Handing a completed
 /// wait to an `io_context` from a foreign thread takes whatever that scheduler takes
-/// (its queue mutex), as every Asio `post` does.
+/// (its queue mutex), as every Asio `post` does; with
+/// `BOOST_ASIO_CONCURRENCY_HINT_UNSAFE` that is nothing, and `wake()` must come from the
+/// thread running the `io_context`. Constructing or destroying a waker and emitting a
+/// cancellation signal take the waker service's mutex.
 template <typename Executor = boost::asio::any_io_executor>
 class basic_atomic_waker
 {
@@ -136,7 +141,7 @@ public:
   /// wakers. Allocates nothing when the waker's execution context is run by an Asio
   /// scheduler (io_context, thread_pool, system_context), whatever the executor type.
   /// With any other execution context the completion is handed over with `post` on
-  /// the waker's executor, which may allocate; see "Hand-off" below.
+  /// the waker's executor, which may allocate; see "Hand-off" above.
   void wake() noexcept
   {
     if (detail::wait_op* op = impl_.state.wake())
@@ -196,7 +201,7 @@ private:
       using boost::asio::cancellation_type;
       if (!!(type & (cancellation_type::terminal | cancellation_type::partial
               | cancellation_type::total))
-          && service_->is_live(waker_id_)
+          && detail::waker_service::is_live(service_, waker_id_)
           && self_->impl_.waits_started == wait_)
         self_->cancel();
     }
@@ -231,10 +236,12 @@ private:
     }
 
     // May throw; the waker is still untouched.
+    if (!impl_.scheduler)
+      p.p->track_io_work(executor_);
     if (slot.is_connected())
       slot.template emplace<cancellation_handler>(this, impl_.waits_started + 1);
 
-    // Nothing below throws.
+    // Nothing below throws, but the portable hand-off of a permit consumed by park().
     ++impl_.waits_started;
     if (impl_.scheduler)
       impl_.scheduler->work_started(); // as a timer counts its pending wait
@@ -242,7 +249,14 @@ private:
     p.v = p.p = 0;
     const auto parked = impl_.state.park(o);
     if (parked.consumed_permit)
-      hand_off(o); // a wake() stored a permit since the check above
+    {
+      // A wake() stored a permit since the check above: complete at once.
+      if (impl_.scheduler)
+        impl_.scheduler->post_deferred_completion(o);
+      else
+        post_or_restore_permit(o);
+      return;
+    }
     if (parked.replaced)
       hand_off_aborted(parked.replaced);
   }
@@ -263,14 +277,19 @@ private:
   }
 
   // Hands a new operation that consumed a permit, whose work is not yet counted, to
-  // the executor. Only the executor path can throw; the permit is then put back.
+  // the executor.
   void hand_off_new(op_type* op, bool is_continuation)
   {
     if (impl_.scheduler)
-    {
       impl_.scheduler->post_immediate_completion(op, is_continuation);
-      return;
-    }
+    else
+      post_or_restore_permit(op);
+  }
+
+  // The executor path of a wait that consumed a permit: if post throws, the wait is
+  // destroyed, the permit put back and the exception propagates from async_wait.
+  void post_or_restore_permit(op_type* op)
+  {
     try
     {
       boost::asio::post(executor_, detail::wait_op_runner(op));

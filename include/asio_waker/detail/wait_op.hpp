@@ -21,9 +21,11 @@
 #include <boost/asio/detail/handler_work.hpp>
 #include <boost/asio/detail/memory.hpp>
 #include <boost/asio/detail/scheduler_operation.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
+#include <optional>
 #include <utility>
 
 namespace asio_waker {
@@ -67,6 +69,8 @@ public:
 
     boost::asio::detail::handler_work<Handler, IoExecutor> work(
         std::move(self->work_));
+    std::optional<boost::asio::executor_work_guard<IoExecutor>> io_work(
+        std::move(self->io_work_));
 
     // Move the handler out so that the operation's memory is given back before the
     // upcall: a sub-object of the handler may own that memory's allocator.
@@ -79,9 +83,18 @@ public:
       work.complete(handler, handler.handler_);
   }
 
+  /// Counts outstanding work on the waker's executor while the wait is pending, when no
+  /// Asio scheduler does it (handler_work leaves that to the I/O object's service for
+  /// an io_context's own executor).
+  void track_io_work(const IoExecutor& io_ex)
+  {
+    io_work_.emplace(io_ex);
+  }
+
 private:
   Handler handler_;
   boost::asio::detail::handler_work<Handler, IoExecutor> work_;
+  std::optional<boost::asio::executor_work_guard<IoExecutor>> io_work_;
 };
 
 /// Carries a finished operation to an executor that is not run by an Asio scheduler.

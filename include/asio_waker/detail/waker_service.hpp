@@ -20,10 +20,11 @@
 //   operation then completes on a scheduler thread and dispatches to the handler's
 //   associated executor (Asio's I/O-object model), which also tracks its own work.
 //
-// * Any other execution context: the hand-off is
-//   `post(executor, wait_op_runner)`, which may allocate inside the executor. In
-//   wake(), which is noexcept, a failure there calls std::terminate; this is documented
-//   on basic_atomic_waker::wake.
+// * Any other execution context (or ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF defined): the
+//   hand-off is `post(executor, wait_op_runner)`, which may allocate inside the executor,
+//   and the parked operation holds an executor_work_guard on the waker's executor. In
+//   wake(), which is noexcept, a failure of that post calls std::terminate; this is
+//   documented on basic_atomic_waker ("Hand-off").
 //
 
 #ifndef ASIO_WAKER_DETAIL_WAKER_SERVICE_HPP
@@ -36,9 +37,11 @@
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/execution_context.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace asio_waker {
 namespace detail {
@@ -60,7 +63,7 @@ public:
     /// Consumer-owned count of async_wait calls: tells a cancellation slot's handler
     /// whether it still belongs to the current wait.
     std::uint64_t waits_started = 0;
-    /// Unique within the service, never reused: names the waker to is_live().
+    /// Unique in the process, never reused: names the waker to is_live().
     std::uint64_t id = 0;
   };
 
@@ -68,13 +71,22 @@ public:
     : boost::asio::detail::execution_context_service_base<waker_service>(ctx),
       scheduler_(find_scheduler(ctx))
   {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().services.insert(this);
+  }
+
+  ~waker_service()
+  {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().services.erase(this);
   }
 
   void construct(implementation_type& impl)
   {
+    static std::atomic<std::uint64_t> last_id{0};
     impl.scheduler = scheduler_;
+    impl.id = last_id.fetch_add(1, std::memory_order_relaxed) + 1;
     std::lock_guard<std::mutex> lock(mutex_);
-    impl.id = ++last_id_;
     live_.emplace(impl.id, &impl);
   }
 
@@ -84,12 +96,17 @@ public:
     live_.erase(impl.id);
   }
 
-  /// Whether the waker with this id still exists. Only the consumer destroys a waker,
-  /// and only the consumer asks, so the answer stays true while the caller acts on it.
-  bool is_live(std::uint64_t id)
+  /// Whether waker `id` of `service` still exists; `service` may have been destroyed
+  /// already (a cancellation signal can outlive the execution context). Only the
+  /// consumer destroys a waker, and only the consumer asks, so a true answer stays true
+  /// while the caller acts on it.
+  static bool is_live(const waker_service* service, std::uint64_t id)
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return live_.count(id) != 0;
+    std::lock_guard<std::mutex> registry_lock(registry().mutex);
+    if (registry().services.count(service) == 0)
+      return false;
+    std::lock_guard<std::mutex> lock(service->mutex_);
+    return service->live_.count(id) != 0;
   }
 
   /// Destroys every parked wait without invoking its handler. Runs before the
@@ -111,16 +128,34 @@ public:
 
 private:
   static boost::asio::detail::scheduler* find_scheduler(
-      boost::asio::execution_context& ctx)
+      [[maybe_unused]] boost::asio::execution_context& ctx)
   {
+#if defined(ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF)
+    return nullptr;
+#else
     using boost::asio::detail::scheduler;
     return boost::asio::has_service<scheduler>(ctx)
       ? &boost::asio::use_service<scheduler>(ctx) : nullptr;
+#endif
+  }
+
+  // The services alive in the process. Never destroyed: a cancellation signal may be
+  // emitted during static destruction. Touched only when an execution context's waker
+  // service is created or destroyed, and when a cancellation signal is emitted.
+  struct registry_type
+  {
+    std::mutex mutex;
+    std::unordered_set<const waker_service*> services;
+  };
+
+  static registry_type& registry()
+  {
+    static registry_type* const instance = new registry_type;
+    return *instance;
   }
 
   boost::asio::detail::scheduler* const scheduler_;
-  std::mutex mutex_;
-  std::uint64_t last_id_ = 0;
+  mutable std::mutex mutex_;
   std::unordered_map<std::uint64_t, implementation_type*> live_;
 };
 
