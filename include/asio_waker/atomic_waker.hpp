@@ -16,6 +16,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/detail/handler_cont_helpers.hpp>
+#include <boost/asio/detail/handler_tracking.hpp>
 #include <boost/asio/detail/handler_type_requirements.hpp>
 #include <boost/asio/detail/non_const_lvalue.hpp>
 #include <boost/asio/error.hpp>
@@ -144,6 +145,7 @@ public:
   /// the waker's executor, which may allocate; see "Hand-off" above.
   void wake() noexcept
   {
+    BOOST_ASIO_HANDLER_OPERATION((service_->context(), "atomic_waker", this, 0, "wake"));
     if (detail::wait_op* op = impl_.state.wake())
       hand_off(op);
   }
@@ -153,6 +155,7 @@ public:
   /// completed it. Never clears a stored permit.
   std::size_t cancel()
   {
+    BOOST_ASIO_HANDLER_OPERATION((service_->context(), "atomic_waker", this, 0, "cancel"));
     if (detail::wait_op* op = impl_.state.cancel())
     {
       hand_off_aborted(op);
@@ -224,6 +227,8 @@ private:
     typename op::ptr p = { boost::asio::detail::addressof(handler),
       op::ptr::allocate(handler), 0 };
     p.p = new (p.v) op(handler, executor_);
+    BOOST_ASIO_HANDLER_CREATION((service_->context(), *p.p, "atomic_waker", this, 0,
+          "async_wait"));
 
     // Fast path: a stored permit completes the wait at once, with one exchange.
     if (impl_.state.try_consume_permit())

@@ -18,6 +18,7 @@
 
 #include <boost/asio/detail/bind_handler.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
+#include <boost/asio/detail/handler_tracking.hpp>
 #include <boost/asio/detail/handler_work.hpp>
 #include <boost/asio/detail/memory.hpp>
 #include <boost/asio/detail/scheduler_operation.hpp>
@@ -67,6 +68,8 @@ public:
     wait_handler_op* self = static_cast<wait_handler_op*>(base);
     ptr p = { boost::asio::detail::addressof(self->handler_), self, self };
 
+    BOOST_ASIO_HANDLER_COMPLETION((*self));
+
     boost::asio::detail::handler_work<Handler, IoExecutor> work(
         std::move(self->work_));
     std::optional<boost::asio::executor_work_guard<IoExecutor>> io_work(
@@ -80,7 +83,11 @@ public:
     p.reset();
 
     if (owner)
+    {
+      BOOST_ASIO_HANDLER_INVOCATION_BEGIN((handler.arg1_));
       work.complete(handler, handler.handler_);
+      BOOST_ASIO_HANDLER_INVOCATION_END;
+    }
   }
 
   /// Counts outstanding work on the waker's executor while the wait is pending, when no

@@ -1,0 +1,81 @@
+//
+// test/tracking.cpp: the waker reports to Asio's handler tracking like Asio's own I/O
+// objects (compiled with BOOST_ASIO_ENABLE_HANDLER_TRACKING).
+//
+
+#define BOOST_TEST_MODULE asio_waker handler tracking
+#include "test_support.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#if !defined(BOOST_ASIO_ENABLE_HANDLER_TRACKING)
+# error "build this test with BOOST_ASIO_ENABLE_HANDLER_TRACKING"
+#endif
+
+using namespace test;
+using asio_waker::atomic_waker;
+
+namespace {
+
+// Captures what the process writes to stderr (where handler tracking goes) while alive.
+class stderr_capture
+{
+public:
+  stderr_capture()
+  {
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    file_ = std::tmpfile();
+    ::dup2(::fileno(file_), 2);
+  }
+
+  std::string finish()
+  {
+    std::fflush(stderr);
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    std::string text;
+    std::rewind(file_);
+    for (int c; (c = std::fgetc(file_)) != EOF;)
+      text += static_cast<char>(c);
+    std::fclose(file_);
+    return text;
+  }
+
+private:
+  int saved_ = -1;
+  std::FILE* file_ = nullptr;
+};
+
+bool contains(const std::string& text, const std::string& what)
+{
+  return text.find(what) != std::string::npos;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(creation_operations_completion_and_invocation, *case_timeout())
+{
+  stderr_capture capture;
+  {
+    asio::io_context ctx;
+    atomic_waker w(ctx);
+    w.async_wait([](error_code) {});
+    w.wake();
+    w.async_wait([](error_code) {});
+    w.cancel();
+    ctx.run_for(watchdog);
+  }
+  const std::string log = capture.finish();
+  BOOST_TEST_MESSAGE(log);
+  BOOST_TEST(contains(log, ".async_wait"));
+  BOOST_TEST(contains(log, "atomic_waker@"));
+  BOOST_TEST(contains(log, ".wake"));
+  BOOST_TEST(contains(log, ".cancel"));
+  BOOST_TEST(contains(log, "|ec=system:0"));   // the woken wait's invocation
+  BOOST_TEST(contains(log, "|ec=system:"
+      + std::to_string(static_cast<int>(asio::error::operation_aborted)))); // the cancelled one
+}
