@@ -337,10 +337,12 @@ void run_stress(int producers, double seconds)
   b.acked.assign(static_cast<std::size_t>(producers), 0);
   b.rng ^= static_cast<std::uint64_t>(producers) * 0x1000193u;
   std::uint64_t consumer_done = 0;
+  std::atomic<bool> consumer_finished{false};
   {
     asio_waker::atomic_waker waker(ctx);
     asio::co_spawn(ctx, consumer(waker, s, b), [&](std::exception_ptr e) {
       ++consumer_done;
+      consumer_finished.store(true);
       if (e)
       {
         ++s.failures;
@@ -354,6 +356,15 @@ void run_stress(int producers, double seconds)
     std::thread stopper([&] {
       std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
       s.stop.store(true);
+      // Once the producers are gone the consumer may still start a wait (a replacing
+      // wait whose predecessor took the producers' last wake, say): keep waking, as a
+      // real application's shutdown would, until it has seen the end.
+      while (!consumer_finished.load())
+      {
+        if (s.producers_done.load() == producers)
+          waker.wake();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
     });
     ctx.run(); // returns when the consumer has seen every producer's last round
     stopper.join();
