@@ -53,13 +53,9 @@ public:
   /// The per-waker state, embedded in each waker.
   struct implementation_type
   {
-    /// The producers' line: the word, and what a producer reads after taking a wait.
     basic_waker_state<wait_op> state;
     /// Null when the context has no Asio scheduler: hand off through the executor.
     boost::asio::detail::scheduler* scheduler = nullptr;
-    /// Keeps the consumer's writes below off the producers' cache line. (Padding, not
-    /// alignas: C++20 coroutine frames, where wakers often live, are not over-aligned.)
-    char padding[64];
     /// Consumer-owned count of async_wait calls: tells a cancellation slot's handler
     /// whether it still belongs to the current wait.
     std::uint64_t waits_started = 0;

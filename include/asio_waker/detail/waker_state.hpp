@@ -201,17 +201,6 @@ public:
     return nullptr;
   }
 
-  /// Observers for tests and assertions; a snapshot only.
-  bool has_permit() const noexcept
-  {
-    return word_.load(std::memory_order_acquire) == notified;
-  }
-
-  bool has_waiter() const noexcept
-  {
-    return is_op(word_.load(std::memory_order_acquire));
-  }
-
 private:
   static bool is_op(std::uintptr_t v) noexcept { return v > notified; }
   static Op* to_op(std::uintptr_t v) noexcept { return reinterpret_cast<Op*>(v); }
