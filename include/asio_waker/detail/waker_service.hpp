@@ -33,13 +33,14 @@
 namespace asio_waker {
 namespace detail {
 
-/// The per-waker state, embedded in each waker.
-template <typename Op, typename Atomic, typename Scheduler>
+/// The per-waker state, embedded in each waker. Generic over the state machine (the
+/// checker also runs deliberately broken copies of it) and the scheduler.
+template <typename State, typename Scheduler>
 struct basic_waker_impl
 {
-  using op_type = Op;
+  using op_type = typename State::op_type;
 
-  basic_waker_state<Op, Atomic> state;
+  State state;
   /// Null when no Asio scheduler runs the context: the portable hand-off.
   Scheduler* scheduler = nullptr;
   /// Consumer-owned count of async_wait calls: tells a cancellation slot's handler
@@ -53,7 +54,7 @@ class waker_service : public net::detail::execution_context_service_base<waker_s
 {
 public:
   using implementation_type =
-    basic_waker_impl<wait_op, std::atomic<std::uintptr_t>, net::detail::scheduler>;
+    basic_waker_impl<basic_waker_state<wait_op>, net::detail::scheduler>;
 
   explicit waker_service(net::execution_context& ctx)
     : net::detail::execution_context_service_base<waker_service>(ctx),

@@ -110,6 +110,8 @@ template <typename Op, typename Atomic = std::atomic<std::uintptr_t>>
 class basic_waker_state
 {
 public:
+  using op_type = Op;
+
   static constexpr std::uintptr_t empty = 0;
   static constexpr std::uintptr_t notified = 1;
 
