@@ -10,6 +10,9 @@
 //
 // With exceptions off, Asio reports what it would throw through its throw_exception, which
 // the application defines (below): here it prints and aborts, as P3 says failure paths do.
+// Boost.Asio learns of -fno-exceptions / -fno-rtti from Boost.Config; standalone Asio
+// must be told, as for any standalone Asio program: -DASIO_NO_EXCEPTIONS with
+// -fno-exceptions, -DASIO_NO_TYPEID with -fno-rtti.
 
 #include <asio_waker.hpp>
 
@@ -74,6 +77,13 @@ using experimental::deferred_t;
   std::abort();
 }
 #if defined(ASIO_WAKER_STANDALONE_ASIO)
+#if !defined(ASIO_INLINE_NAMESPACE_BEGIN) // Asio < 1.28
+#define ASIO_INLINE_NAMESPACE_BEGIN
+#define ASIO_INLINE_NAMESPACE_END
+#endif
+#if !defined(ASIO_SOURCE_LOCATION_PARAM) // Asio < 1.24
+#define ASIO_SOURCE_LOCATION_PARAM
+#endif
 namespace asio {
 ASIO_INLINE_NAMESPACE_BEGIN
 namespace detail {
