@@ -22,6 +22,7 @@
 #include <asio/async_result.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/detail/bind_handler.hpp>
+#include <asio/detail/fenced_block.hpp>
 #include <asio/detail/handler_alloc_helpers.hpp>
 #include <asio/detail/handler_cont_helpers.hpp>
 #include <asio/detail/handler_tracking.hpp>
@@ -69,6 +70,7 @@ namespace handler_cont_helpers = ::asio_handler_cont_helpers;
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/detail/bind_handler.hpp>
+#include <boost/asio/detail/fenced_block.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
 #include <boost/asio/detail/handler_cont_helpers.hpp>
 #include <boost/asio/detail/handler_tracking.hpp>

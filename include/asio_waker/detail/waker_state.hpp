@@ -28,15 +28,15 @@
 //
 // Producers (any thread, concurrently with everything): wake().
 // The consumer (one logical thread at a time, as Asio's "shared objects: unsafe"):
-// register (async_wait), cancel(), a cancellation slot's handler, the destructor, and
-// the service's shutdown. Producers only ever make two moves: `op -> EMPTY` (take the
+// park (async_wait), cancel(), a cancellation slot's handler, the destructor, and the
+// service's shutdown. Producers only ever make two moves: `op -> EMPTY` (take the
 // waiter) and `EMPTY|NOTIFIED -> NOTIFIED` (store or refresh the permit). Every other
 // move belongs to the consumer. That asymmetry is what keeps each operation down to one
 // read-modify-write (RMW) and makes the consumer's loops bounded.
 //
 // ## Transition table
 //
-//   from      | wake()  (producer)          | register(q) (consumer)       | cancel() (consumer)
+//   from      | wake()  (producer)          | park(q)  (consumer)          | cancel() (consumer)
 //   ----------+-----------------------------+------------------------------+---------------------
 //   EMPTY     | -> NOTIFIED      CAS release | -> q         CAS acq_rel     | no change   (load)
 //             |   (permit stored)           |   (q parked)                 |   returns none
@@ -59,13 +59,14 @@
 // wakers. The refresh is a fetch_add(0), not a CAS: it cannot fail, so any number of
 // producers waking a set permit each pay one wait-free RMW, as cheap as an exchange.
 //
-// ## Costs, uncontended
+// ## Costs, uncontended, per call of this class (async_wait makes one or two calls:
+// try_consume_permit(), then park() when no permit was stored)
 //
-//   wake():                       1 load + 1 RMW (CAS, or fetch_add(0) on a set
-//                                 permit), whether or not someone waits.
-//   register, nobody to consume:  1 load + 1 CAS.
-//   register, permit present:     1 load + 1 XCHG (consumes it).
-//   cancel():                     1 load (+ 1 CAS when a waiter is parked).
+//   wake():                1 load + 1 RMW (CAS, or fetch_add(0) on a set permit),
+//                          whether or not someone waits.
+//   try_consume_permit():  1 load (+ 1 XCHG when a permit is stored).
+//   park(q):               1 load + 1 CAS (1 XCHG instead if a permit arrived meanwhile).
+//   cancel():              1 load (+ 1 CAS when a waiter is parked).
 //
 // ## Memory ordering, and why it is enough
 //
@@ -91,8 +92,9 @@
 //   RMW; whatever address a successful CAS removed from the word was parked at that
 //   moment.
 //
-// The state is generic over its atomic type so that the interleaving checker in test/
-// can run this very code under a scheduler that switches threads at every atomic access.
+// The state is generic over its atomic type so that the interleaving checker in
+// test/proofs runs this very code (and the service's functions that drive it) under a
+// scheduler that switches threads at every atomic access.
 //
 
 #ifndef ASIO_WAKER_DETAIL_WAKER_STATE_HPP
@@ -108,11 +110,13 @@ template <typename Op, typename Atomic = std::atomic<std::uintptr_t>>
 class basic_waker_state
 {
 public:
+  using op_type = Op;
+
   static constexpr std::uintptr_t empty = 0;
   static constexpr std::uintptr_t notified = 1;
 
   /// The outcome of parking an operation.
-  struct registration
+  struct park_result
   {
     /// The previously parked operation, now owned by the caller, to be completed with
     /// operation_aborted; null when there was none.
@@ -168,7 +172,7 @@ public:
 
   /// Consumer. Parks `op` (replacing a parked operation), or consumes a permit that is
   /// stored instead. `op` must be at least 2-aligned.
-  registration park(Op* op) noexcept
+  park_result park(Op* op) noexcept
   {
     const std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(op);
     std::uintptr_t cur = word_.load(std::memory_order_relaxed);
