@@ -1,19 +1,27 @@
 //
 // test/tracking.cpp: the waker reports to Asio's handler tracking like Asio's own I/O
-// objects (compiled with BOOST_ASIO_ENABLE_HANDLER_TRACKING).
+// objects.
 //
+// Handler tracking is a compile-time switch of Asio's headers, so this file turns it on
+// for itself, before any include, under both spellings: Boost.Asio reads
+// BOOST_ASIO_ENABLE_HANDLER_TRACKING, standalone Asio ASIO_ENABLE_HANDLER_TRACKING.
+// Nothing else in this executable includes Asio, so no other code sees a different
+// setting. (The build files need no definition of their own.)
+//
+
+#ifndef BOOST_ASIO_ENABLE_HANDLER_TRACKING
+#define BOOST_ASIO_ENABLE_HANDLER_TRACKING
+#endif
+#ifndef ASIO_ENABLE_HANDLER_TRACKING
+#define ASIO_ENABLE_HANDLER_TRACKING
+#endif
 
 #define BOOST_TEST_MODULE asio_waker handler tracking
 #include "test_support.hpp"
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <string>
 #include <unistd.h>
-
-#if !defined(BOOST_ASIO_ENABLE_HANDLER_TRACKING)
-# error "build this test with BOOST_ASIO_ENABLE_HANDLER_TRACKING"
-#endif
 
 using namespace test;
 using asio_waker::atomic_waker;
@@ -57,7 +65,9 @@ bool contains(const std::string& text, const std::string& what)
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(creation_operations_completion_and_invocation, *case_timeout())
+BOOST_AUTO_TEST_SUITE(handler_tracking, *suite_timeout())
+
+BOOST_AUTO_TEST_CASE(creation_operations_completion_and_invocation)
 {
   stderr_capture capture;
   {
@@ -79,3 +89,5 @@ BOOST_AUTO_TEST_CASE(creation_operations_completion_and_invocation, *case_timeou
   BOOST_TEST(contains(log, "|ec=system:"
       + std::to_string(static_cast<int>(asio::error::operation_aborted)))); // the cancelled one
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,9 @@
+//
+// test/lifetime_portable.cpp: lifetime.cpp again, with the portable hand-off forced
+// on an io_context (post through the executor, an executor_work_guard while a wait is
+// pending), the path that execution contexts without an Asio scheduler take.
+//
+
+#define ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF
+#define BOOST_TEST_MODULE asio_waker lifetime (portable hand-off)
+#include "lifetime.cpp"

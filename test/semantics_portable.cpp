@@ -1,0 +1,9 @@
+//
+// test/semantics_portable.cpp: semantics.cpp again, with the portable hand-off forced
+// on an io_context (post through the executor, an executor_work_guard while a wait is
+// pending), the path that execution contexts without an Asio scheduler take.
+//
+
+#define ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF
+#define BOOST_TEST_MODULE asio_waker semantics (portable hand-off)
+#include "semantics.cpp"
