@@ -30,7 +30,6 @@
 #define ASIO_WAKER_TEST_SUPPORT_HPP
 
 #include <asio_waker.hpp>
-#include <asio_waker/detail/config.hpp> // TEMP until the headers include it
 
 #if defined(ASIO_WAKER_STANDALONE_ASIO)
 #include <asio.hpp>
