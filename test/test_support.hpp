@@ -10,7 +10,13 @@
 // `test::error_code` its error code. Boost.Test is the framework in both flavours.
 // ASIO_WAKER_TEST_HAS_SPAWN says whether yield_context (Boost.Context) is available: 1
 // for Boost.Asio only, so tests of it are compiled for Boost only and reported as
-// skipped (skipped_because) in a standalone build.
+// skipped (skipped_because) in a standalone build. Including this header needs only
+// Boost.Context's headers, not its library: only code that calls spawn links it.
+//
+// Asio releases (Boost.Asio 1.81 and 1.38.0, standalone 1.22.1 and 1.38.2) differ for
+// the tests in two places: `deferred` and `as_tuple` moved out of `experimental` in
+// Asio 1.24 (test::deferred and test::as_tuple below name whichever exists), and an
+// awaitable can co_await a deferred operation only since 1.24 (tokens.cpp).
 //
 // Watchdogs: nothing in the suite may hang, and each kind of hang has a guard.
 //   run_all()         An io_context that keeps work (a lost wake, leaked work): run_for
