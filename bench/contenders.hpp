@@ -45,12 +45,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#if __has_include(<asio_waker/atomic_waker.hpp>)
 #include <asio_waker/atomic_waker.hpp>
-#define BENCH_HAVE_ASIO_WAKER 1
-#else
-#define BENCH_HAVE_ASIO_WAKER 0
-#endif
 
 namespace bench {
 namespace asio = boost::asio;
@@ -325,7 +320,6 @@ class condvar {
   bool flag_ = false;
 };
 
-#if BENCH_HAVE_ASIO_WAKER
 // ---------------------------------------------------------------------------
 // 6. asio_waker::basic_atomic_waker<WakerExec>.
 //    Coro = false: callback token (a small handler that re-arms the wait);
@@ -403,7 +397,6 @@ struct aw_cb_any : atomic_waker_contender<asio::any_io_executor, false> {
   static constexpr const char* name = "aw_cb_any";
   using atomic_waker_contender::atomic_waker_contender;
 };
-#endif
 
 // Calls f.template operator()<C>() for every contender, in table order.
 template <class F>
@@ -413,13 +406,11 @@ void for_each_contender(F&& f) {
   f.template operator()<timer_idiom>();
   f.template operator()<channel>();
   f.template operator()<condvar>();
-#if BENCH_HAVE_ASIO_WAKER
   f.template operator()<aw_coro>();
   f.template operator()<aw_coro_io>();
   f.template operator()<aw_coro_strand>();
   f.template operator()<aw_cb_io>();
   f.template operator()<aw_cb_any>();
-#endif
 }
 
 }  // namespace bench

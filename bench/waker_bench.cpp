@@ -352,9 +352,8 @@ int idle_pingpong_mode(const std::string& name, int iters, int gap_us) {
 
 void print_header(const options& o) {
   std::printf("## waker_bench results\n\n");
-  std::printf("- hardware threads: %u; repetitions per row: %d; asio_waker contender: %s\n",
-              std::thread::hardware_concurrency(), o.reps,
-              BENCH_HAVE_ASIO_WAKER ? "built" : "NOT BUILT (header not found)");
+  std::printf("- hardware threads: %u; repetitions per row: %d\n",
+              std::thread::hardware_concurrency(), o.reps);
   if (!malloc_counting())
     std::printf("- WARNING: sanitizer build, heap allocations are not counted (all 0)\n");
   std::printf("- compiler: %s; Boost %d.%d\n",

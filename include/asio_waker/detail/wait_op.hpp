@@ -104,9 +104,9 @@ public:
 
     ASIO_WAKER_HANDLER_COMPLETION((*self));
 
-    // Take ownership of the operation's outstanding work.
+    // Take ownership of the operation's outstanding work. (io_work_ is already empty
+    // unless the operation is being destroyed unrun: do_post gave it up.)
     net::detail::handler_work<Handler, IoExecutor> work(std::move(self->work_));
-    std::optional<net::executor_work_guard<IoExecutor>> io_work(std::move(self->io_work_));
 
     // Move the handler out so that the operation's memory is given back before the
     // upcall: a sub-object of the handler may own that memory's allocator.
@@ -127,8 +127,13 @@ public:
 private:
   static void do_post(wait_op* base)
   {
+    // The post counts work on the executor until the operation has run, so the guard
+    // can go once it returns; it must leave the operation first, which may be running
+    // on another thread by then.
     wait_handler_op* self = static_cast<wait_handler_op*>(base);
-    net::post(self->io_work_->get_executor(), wait_op_runner(self));
+    const net::executor_work_guard<IoExecutor> io_work(std::move(*self->io_work_));
+    self->io_work_.reset();
+    net::post(io_work.get_executor(), wait_op_runner(self));
   }
 
   Handler handler_;
