@@ -26,12 +26,14 @@ namespace {
 std::string compiler()
 {
 #if defined(__clang__)
-  return "clang " __clang_version__;
+  std::string name = "clang " __clang_version__;
 #elif defined(__GNUC__)
-  return "g++ " __VERSION__;
+  std::string name = "g++ " __VERSION__;
 #else
-  return "an unknown compiler";
+  std::string name = "an unknown compiler";
 #endif
+  name.erase(name.find_last_not_of(' ') + 1); // clang's version ends in a space
+  return name;
 }
 
 std::string dotted(long version) // Asio's encoding: major * 100000 + minor * 100 + patch

@@ -10,7 +10,14 @@
 // `test::error_code` its error code. Boost.Test is the framework in both flavours.
 // ASIO_WAKER_TEST_HAS_SPAWN says whether yield_context (Boost.Context) is available: 1
 // for Boost.Asio only, so tests of it are compiled for Boost only and reported as
-// skipped (skipped_because) in a standalone build.
+// skipped (skipped_because) in a standalone build. Including this header needs only
+// Boost.Context's headers, not its library: only code that calls spawn links it.
+//
+// Asio releases (Boost.Asio 1.81 and 1.38.0, standalone 1.22.1 and 1.38.2) differ for
+// the tests in two places: `deferred` and `as_tuple` moved out of `experimental` in
+// Asio 1.24 (test::deferred and test::as_tuple below name whichever exists), and an
+// awaitable can co_await a deferred operation only since 1.24 (tokens.cpp). With clang,
+// standalone Asio before 1.24 also needs to be told that co_await exists (below).
 //
 // Watchdogs: nothing in the suite may hang, and each kind of hang has a guard.
 //   run_all()         An io_context that keeps work (a lost wake, leaked work): run_for
@@ -29,8 +36,19 @@
 #ifndef ASIO_WAKER_TEST_SUPPORT_HPP
 #define ASIO_WAKER_TEST_SUPPORT_HPP
 
+#if defined(ASIO_WAKER_STANDALONE_ASIO) && defined(__clang__)
+// Standalone Asio before 1.24 (Debian's 1.22.1) looks for clang's coroutine support in
+// <experimental/coroutine>, which libstdc++ does not have, and then leaves
+// asio::awaitable out. The tests need it: say that the compiler has co_await (as a
+// user of that Asio with clang must, with -DASIO_HAS_CO_AWAIT=1). Later releases detect
+// it themselves. <asio/version.hpp> defines nothing else.
+#include <asio/version.hpp>
+#if ASIO_VERSION < 102400 && !defined(ASIO_HAS_CO_AWAIT) && __has_include(<coroutine>)
+#define ASIO_HAS_CO_AWAIT 1
+#endif
+#endif
+
 #include <asio_waker.hpp>
-#include <asio_waker/detail/config.hpp> // TEMP until the headers include it
 
 #if defined(ASIO_WAKER_STANDALONE_ASIO)
 #include <asio.hpp>

@@ -110,7 +110,13 @@ BOOST_AUTO_TEST_CASE(deferred_in_a_coroutine)
   atomic_waker w(ctx);
   int resumed = 0;
   asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+#if ASIO_WAKER_ASIO_VERSION >= 102400
     co_await w.async_wait(test::deferred);
+#else
+    // Asio < 1.24 (standalone 1.22.1) cannot co_await a deferred operation itself:
+    // launch it with use_awaitable.
+    co_await w.async_wait(test::deferred)(asio::use_awaitable);
+#endif
     ++resumed;
   }, asio::detached);
   foreign_waker f(w);
