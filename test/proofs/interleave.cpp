@@ -78,7 +78,6 @@
 
 #include <cstring>
 #include <iostream>
-#include <optional>
 
 namespace proofs {
 
