@@ -510,6 +510,7 @@ public:
   // waker_service::async_wait, its step on the waker (the only hand-written glue).
   void async_wait(int id)
   {
+    consumer_only("async_wait");
     model_op& o = construct(id);
     ++async_waits;
     starting = id;
@@ -545,12 +546,17 @@ public:
 
   // basic_atomic_waker::cancel -> waker_service::cancel; also what a cancellation slot's
   // handler (waker_service::cancellation_handler) does for the current wait.
-  std::size_t cancel() { return service::take_and_abort(*impl); }
+  std::size_t cancel()
+  {
+    consumer_only("cancel");
+    return service::take_and_abort(*impl);
+  }
 
   // waker_service::shutdown, its step for this waker: the parked op is destroyed, not
   // invoked (and its work abandoned with the scheduler).
   void shutdown()
   {
+    consumer_only("shutdown");
     if (model_op* p = impl->state.cancel())
     {
       complete(*p, outcome::destroyed, "shutdown: destroyed");
@@ -565,14 +571,26 @@ public:
   // ~basic_atomic_waker -> waker_service::destroy: take_and_abort, then the state is gone.
   void destroy()
   {
+    consumer_only("destroy");
     service::take_and_abort(*impl);
+    waits_started_at_destruction = impl->waits_started;
     destroyed = true;
     impl->~impl_type();
   }
 
-  void final_check() { world_base::final_check(impl->waits_started); }
+  void final_check()
+  {
+    world_base::final_check(destroyed ? waits_started_at_destruction : impl->waits_started);
+  }
 
 private:
+  void consumer_only(const char* what)
+  {
+    c.check(c.tid() == consumer_tid, std::string("scenario error: ") + what
+        + " called by a producer (thread 0 is the consumer)");
+  }
+
+  std::uint64_t waits_started_at_destruction = 0;
   alignas(impl_type) unsigned char storage[sizeof(impl_type)];
   impl_type* impl = nullptr;
 };
