@@ -4,7 +4,7 @@
 #   asio_waker_dev_options   INTERFACE target: warnings (+ -Werror if ASIO_WAKER_WERROR)
 #   asio_waker_spawn_support target to link by anything using boost::asio::spawn /
 #                            yield_context: Boost::context, plus in sanitizer builds
-#                            the ucontext runtime (test/support/context_ucontext_runtime.cpp)
+#                            the ucontext runtime (test/toolchain/context_ucontext_runtime.cpp)
 #   ASIO_WAKER_TEST_ENVIRONMENT  list of VAR=value for sanitizer runtime options
 # and, when ASIO_WAKER_SANITIZE is set, applies the sanitizer flags to every
 # target created afterwards in this project (directory scope).
@@ -53,7 +53,7 @@ if(_asio_waker_ucontext)
   # Debian's fcontext-built libboost_context, so we build it ourselves.
   # libboost_context is still linked for stack_traits (no symbol overlap).
   add_library(asio_waker_spawn_support STATIC
-    ${PROJECT_SOURCE_DIR}/test/support/context_ucontext_runtime.cpp)
+    ${PROJECT_SOURCE_DIR}/test/toolchain/context_ucontext_runtime.cpp)
   target_compile_features(asio_waker_spawn_support PUBLIC cxx_std_20)
   target_link_libraries(asio_waker_spawn_support PUBLIC Boost::context Boost::headers
                                                   PRIVATE asio_waker_dev_options)

@@ -1,11 +1,13 @@
 //
-// test/allocation.cpp: heap allocations counted at the malloc level (contract points 3
-// and 10, and the "no per-wake allocation" promise).
+// test/allocation.cpp: heap allocations counted at the malloc level: the memory parts of
+// Never inline and the Precise readings (contract.md Part 1, items 3 and 10: recycled
+// operation memory, and wake() never allocates), and the README's "no per-wake
+// allocation" promise.
 //
 // Asio's recycling allocator calls aligned_alloc directly, so replacing operator new
 // would see nothing: this test interposes the C allocation functions themselves and
 // forwards to glibc. Sanitizer runtimes interpose them too, so under ASan/TSan the
-// counting is off and the test reports itself skipped. The measured cycles run inside
+// counting is off and the suite is reported as skipped. The measured cycles run inside
 // ONE io_context::run(): each run_one() starts with an empty recycling cache.
 //
 
@@ -59,22 +61,14 @@ int posix_memalign(void** p, std::size_t a, std::size_t n)
 using namespace test;
 using asio_waker::atomic_waker;
 
-namespace {
-
-bool counting() { return ASIO_WAKER_TEST_COUNTS_MALLOC != 0; }
-
-} // namespace
-
-BOOST_AUTO_TEST_SUITE(allocations, *case_timeout())
+#if ASIO_WAKER_TEST_COUNTS_MALLOC
+BOOST_AUTO_TEST_SUITE(allocations, *suite_timeout())
+#else
+BOOST_AUTO_TEST_SUITE(allocations, *suite_timeout() * skipped_because("a sanitizer owns malloc"))
+#endif
 
 BOOST_AUTO_TEST_CASE(steady_state_cycle_allocates_nothing)
 {
-  if (!counting())
-  {
-    BOOST_TEST_MESSAGE("skipped: a sanitizer owns malloc");
-    return;
-  }
-
   constexpr int warmup = 100, measured = 10000;
   asio::io_context ctx;
   atomic_waker w(ctx);
@@ -97,12 +91,6 @@ BOOST_AUTO_TEST_CASE(steady_state_cycle_allocates_nothing)
 // Two coroutines ping-pong through two wakers: every wait parks before its wake.
 BOOST_AUTO_TEST_CASE(parked_cycle_allocates_nothing)
 {
-  if (!counting())
-  {
-    BOOST_TEST_MESSAGE("skipped: a sanitizer owns malloc");
-    return;
-  }
-
   constexpr int warmup = 100, measured = 10000;
   asio::io_context ctx;
   atomic_waker ping(ctx), pong(ctx);
@@ -134,12 +122,6 @@ BOOST_AUTO_TEST_CASE(parked_cycle_allocates_nothing)
 
 BOOST_AUTO_TEST_CASE(callback_cycle_allocates_nothing)
 {
-  if (!counting())
-  {
-    BOOST_TEST_MESSAGE("skipped: a sanitizer owns malloc");
-    return;
-  }
-
   asio::io_context ctx;
   atomic_waker w(ctx);
   int remaining = 10000 + 100;
@@ -163,12 +145,6 @@ BOOST_AUTO_TEST_CASE(callback_cycle_allocates_nothing)
 
 BOOST_AUTO_TEST_CASE(wake_from_a_foreign_thread_allocates_nothing)
 {
-  if (!counting())
-  {
-    BOOST_TEST_MESSAGE("skipped: a sanitizer owns malloc");
-    return;
-  }
-
   // Both the concrete io_context executor and any_io_executor hand the wait to the
   // scheduler itself.
   asio::io_context ctx;

@@ -1,9 +1,13 @@
 //
-// test/lifetime.cpp: destroying the waker, shutting down and destroying the execution
-// context (contract point 6). Run under ASan/LSan in CI, so "no leak" is checked too.
+// test/lifetime.cpp: the Lifetime guarantee: destroying the waker, shutting down and
+// destroying the execution context (contract.md Part 1, item 6). Run under ASan/LSan in
+// CI, so "no leak" is checked too. lifetime_portable.cpp runs this file again with the
+// portable hand-off forced.
 //
 
+#ifndef BOOST_TEST_MODULE
 #define BOOST_TEST_MODULE asio_waker lifetime
+#endif
 #include "test_support.hpp"
 
 #include <optional>
@@ -11,7 +15,7 @@
 using namespace test;
 using asio_waker::atomic_waker;
 
-BOOST_AUTO_TEST_SUITE(waker_destructor, *case_timeout())
+BOOST_AUTO_TEST_SUITE(waker_destructor, *suite_timeout())
 
 BOOST_AUTO_TEST_CASE(aborts_the_pending_wait_not_inline)
 {
@@ -64,7 +68,7 @@ BOOST_AUTO_TEST_CASE(many_wakers_come_and_go)
 
 BOOST_AUTO_TEST_SUITE_END()
 
-BOOST_AUTO_TEST_SUITE(context_shutdown, *case_timeout())
+BOOST_AUTO_TEST_SUITE(context_shutdown, *suite_timeout())
 
 // io_context's destructor shuts its services down before destroying them; this
 // context lets a test shut down while a waker is still alive, as that destructor does.
@@ -115,7 +119,7 @@ BOOST_AUTO_TEST_CASE(destroys_a_coroutine_that_owns_its_waker)
       co_await w.async_wait(asio::use_awaitable);
       resumed = true;
     }, asio::detached);
-    ctx.run_for(20ms);
+    ctx.run_for(settle_time);
     BOOST_TEST(!ctx.stopped()); // parked
   } // ~io_context: the service destroys the parked wait, which destroys the
     // coroutine frame, which destroys the waker (unlinking it from the service).
@@ -123,7 +127,7 @@ BOOST_AUTO_TEST_CASE(destroys_a_coroutine_that_owns_its_waker)
   BOOST_TEST(*probe.destroyed == 1);
 }
 
-BOOST_AUTO_TEST_CASE(thread_pool_shutdown)
+BOOST_AUTO_TEST_CASE(thread_pool_stop_destroys_a_parked_coroutine)
 {
   destruction_probe probe;
   std::atomic<bool> resumed{false};
@@ -152,7 +156,7 @@ BOOST_AUTO_TEST_CASE(wake_after_stop_is_harmless)
       co_await w.async_wait(asio::use_awaitable);
     }, asio::detached);
     atomic_waker other(ctx);
-    ctx.run_for(10ms);
+    ctx.run_for(settle_time);
     ctx.stop();
     other.wake(); // stores a permit; nothing to run
     other.async_wait([](error_code) { BOOST_FAIL("must not run after stop"); });

@@ -1,7 +1,8 @@
 //
-// test/threads.cpp: wake() from many threads, and the memory ordering of contract
-// point 9. Meant to be run under ThreadSanitizer: the payloads below are plain data,
-// so a missing happens-before edge is reported as a data race.
+// test/threads.cpp: the Threads guarantee (wake() from many threads, concurrently with
+// the consumer) and the Memory guarantee (contract.md Part 1, items 7 and 9). Meant to
+// be run under ThreadSanitizer: the payloads below are plain data, so a missing
+// happens-before edge is reported as a data race.
 //
 
 #define BOOST_TEST_MODULE asio_waker threads
@@ -12,7 +13,7 @@
 using namespace test;
 using asio_waker::atomic_waker;
 
-BOOST_AUTO_TEST_SUITE(memory_ordering, *case_timeout())
+BOOST_AUTO_TEST_SUITE(memory_ordering, *suite_timeout())
 
 // One producer hands plain data over through wake(); the consumer reads it after its
 // wait completes and acknowledges.
@@ -107,10 +108,17 @@ BOOST_AUTO_TEST_CASE(refreshed_permits_publish_every_producer)
 
 BOOST_AUTO_TEST_SUITE_END()
 
-BOOST_AUTO_TEST_SUITE(contention, *case_timeout())
+BOOST_AUTO_TEST_SUITE(contention, *suite_timeout())
 
 // Producers wake flat out while the consumer keeps re-arming: no wake is lost (the
 // consumer always finishes), nothing completes twice, nothing fails.
+//
+// Why the consumer finishes: every producer wakes once more AFTER counting itself in
+// `finished`. The last of those wakes either completes the wait pending at that moment
+// or leaves a permit that the next wait consumes; either way that wait's completion
+// happens after the wake (the Memory guarantee), hence after the last producer counted
+// itself, so the consumer then reads `finished == producers` and stops. A lost wake leaves the consumer
+// parked and run_all() fails at the watchdog.
 BOOST_AUTO_TEST_CASE(many_producers_no_lost_wake)
 {
   constexpr int producers = 4;
@@ -124,15 +132,10 @@ BOOST_AUTO_TEST_CASE(many_producers_no_lost_wake)
   asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
     while (!stop.load(std::memory_order_relaxed))
     {
-      auto [ec] = co_await w.async_wait(asio::as_tuple(asio::use_awaitable));
+      auto [ec] = co_await w.async_wait(as_tuple(asio::use_awaitable));
       ec ? ++errors : ++completions;
       if (finished.load(std::memory_order_acquire) == producers)
-      {
-        // All producers are done. Their last wakes either completed the wait that
-        // just finished or left a permit: one more wait, after one more wake from a
-        // finished producer, must complete.
-        stop = true;
-      }
+        stop = true; // every producer is done (a last wake still to come just sets a permit)
     }
   }, asio::detached);
 
@@ -142,7 +145,7 @@ BOOST_AUTO_TEST_CASE(many_producers_no_lost_wake)
       for (int i = 0; i < wakes_each; ++i)
         w.wake();
       finished.fetch_add(1, std::memory_order_release);
-      w.wake(); // the consumer's exit condition needs one wake after `finished`
+      w.wake(); // one wake after `finished`: the consumer's way out (see above)
     });
   run_all(ctx);
   for (auto& t : threads)
@@ -175,7 +178,7 @@ BOOST_AUTO_TEST_CASE(thread_pool_consumer_with_cancel_and_replace)
         asio::post(strand, [&] { w.cancel(); });
       if (i % 5 == 2)
         w.async_wait([&](error_code ec) { ec ? ++aborts : ++successes; }); // replaced below
-      auto [ec] = co_await w.async_wait(asio::as_tuple(asio::use_awaitable));
+      auto [ec] = co_await w.async_wait(as_tuple(asio::use_awaitable));
       ec ? ++aborts : ++successes;
     }
     done = true;

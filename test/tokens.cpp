@@ -1,14 +1,13 @@
 //
-// test/tokens.cpp: every completion token of contract point 8, and the default token.
+// test/tokens.cpp: the Tokens guarantee (contract.md Part 1, item 8): every completion
+// token, and the default token. yield_context needs Boost.Context, which only the
+// Boost.Asio flavour has: in a standalone build its test is reported as skipped.
 //
 
 #define BOOST_TEST_MODULE asio_waker tokens
 #include "test_support.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/spawn.hpp>
-
+#include <array>
 #include <future>
 
 using namespace test;
@@ -29,7 +28,7 @@ struct foreign_waker
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(tokens, *case_timeout())
+BOOST_AUTO_TEST_SUITE(tokens, *suite_timeout())
 
 BOOST_AUTO_TEST_CASE(callback)
 {
@@ -67,7 +66,7 @@ BOOST_AUTO_TEST_CASE(use_awaitable_throws_on_abort)
     {
       co_await w.async_wait(asio::use_awaitable);
     }
-    catch (const boost::system::system_error& e)
+    catch (const system_error& e)
     {
       caught = e.code();
     }
@@ -96,7 +95,7 @@ BOOST_AUTO_TEST_CASE(deferred)
 {
   asio::io_context ctx;
   atomic_waker w(ctx);
-  auto op = w.async_wait(asio::deferred);
+  auto op = w.async_wait(test::deferred);
   w.wake(); // stored: the deferred operation has not started
   outcome o;
   std::move(op)(record(o));
@@ -111,7 +110,13 @@ BOOST_AUTO_TEST_CASE(deferred_in_a_coroutine)
   atomic_waker w(ctx);
   int resumed = 0;
   asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    co_await w.async_wait(asio::deferred);
+#if ASIO_WAKER_ASIO_VERSION >= 102400
+    co_await w.async_wait(test::deferred);
+#else
+    // Asio < 1.24 (standalone 1.22.1) cannot co_await a deferred operation itself:
+    // launch it with use_awaitable.
+    co_await w.async_wait(test::deferred)(asio::use_awaitable);
+#endif
     ++resumed;
   }, asio::detached);
   foreign_waker f(w);
@@ -133,11 +138,12 @@ BOOST_AUTO_TEST_CASE(use_future)
   std::future<void> aborted = w.async_wait(asio::use_future);
   w.cancel();
   BOOST_TEST((aborted.wait_for(watchdog) == std::future_status::ready));
-  BOOST_CHECK_THROW(aborted.get(), boost::system::system_error);
+  BOOST_CHECK_THROW(aborted.get(), system_error);
   guard.reset();
   runner.join();
 }
 
+#if ASIO_WAKER_TEST_HAS_SPAWN
 BOOST_AUTO_TEST_CASE(yield_context)
 {
   asio::io_context ctx;
@@ -156,13 +162,20 @@ BOOST_AUTO_TEST_CASE(yield_context)
   BOOST_TEST(aborted == asio::error::operation_aborted);
 }
 
+#else
+// Boost.Asio only: yield_context (spawn) is built on Boost.Context.
+BOOST_AUTO_TEST_CASE(yield_context, *skipped_because("needs Boost.Context (Boost.Asio only)"))
+{
+}
+#endif
+
 BOOST_AUTO_TEST_CASE(as_tuple)
 {
   asio::io_context ctx;
   atomic_waker w(ctx);
   error_code ec = asio::error::fault;
   asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    auto [e] = co_await w.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto [e] = co_await w.async_wait(test::as_tuple(asio::use_awaitable));
     ec = e;
   }, asio::detached);
   foreign_waker f(w);
@@ -238,7 +251,7 @@ BOOST_AUTO_TEST_CASE(parallel_group)
   std::array<std::size_t, 2> order{};
   error_code ec_a, ec_b;
   asio::experimental::make_parallel_group(
-      a.async_wait(asio::deferred), b.async_wait(asio::deferred))
+      a.async_wait(test::deferred), b.async_wait(test::deferred))
     .async_wait(asio::experimental::wait_for_one(),
         [&](std::array<std::size_t, 2> o, error_code e1, error_code e2) {
           order = o;

@@ -51,35 +51,40 @@ namespace {
 // the first use of current() on that thread and destroyed at thread exit, when
 // the thread is back on its own stack.  The main record is never deallocated
 // through the record's deallocate() (a no-op for main contexts), only here.
-struct thread_fiber_state {
-    std::unique_ptr<fiber_activation_record> main_record;
-    fiber_activation_record* running = nullptr;
+struct thread_fiber_state
+{
+  std::unique_ptr<fiber_activation_record> main_record;
+  fiber_activation_record* running = nullptr;
 
-    // The record's default constructor is the "toplevel context" one: it
-    // captures the thread's context (getcontext) and, under TSan, the
-    // thread's own TSan fiber.  It can only fail on getcontext()/new failure;
-    // since current() is noexcept, that terminates, as upstream would.
-    thread_fiber_state()
-        : main_record(new fiber_activation_record()),
-          running(main_record.get()) {}
+  // The record's default constructor is the "toplevel context" one: it
+  // captures the thread's context (getcontext) and, under TSan, the
+  // thread's own TSan fiber.  It can only fail on getcontext()/new failure;
+  // since current() is noexcept, that terminates, as upstream would.
+  thread_fiber_state()
+      : main_record(new fiber_activation_record()), running(main_record.get())
+  {
+  }
 
-    thread_fiber_state(const thread_fiber_state&) = delete;
-    thread_fiber_state& operator=(const thread_fiber_state&) = delete;
+  thread_fiber_state(const thread_fiber_state&) = delete;
+  thread_fiber_state& operator=(const thread_fiber_state&) = delete;
 };
 
-thread_fiber_state& state_for_this_thread() {
-    thread_local thread_fiber_state state;
-    return state;
+thread_fiber_state& state_for_this_thread()
+{
+  thread_local thread_fiber_state state;
+  return state;
 }
 
 } // namespace
 
-fiber_activation_record*& fiber_activation_record::current() noexcept {
-    return state_for_this_thread().running;
+fiber_activation_record*& fiber_activation_record::current() noexcept
+{
+  return state_for_this_thread().running;
 }
 
-fiber_activation_record_initializer::fiber_activation_record_initializer() noexcept {
-    (void)state_for_this_thread();
+fiber_activation_record_initializer::fiber_activation_record_initializer() noexcept
+{
+  (void)state_for_this_thread();
 }
 
 fiber_activation_record_initializer::~fiber_activation_record_initializer() = default;
