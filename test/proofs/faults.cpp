@@ -14,36 +14,26 @@
 // The injected faults are counted; each test checks that its faults were injected, and
 // the total is printed when the module ends ("faults injected: N", read by ci.sh).
 //
-// The helpers (failing allocator, recorder, manual context) are this file's own: the
-// test/ helpers are not part of this standalone project.
+// The helpers (counting_allocator, outcome/record, manual_context) are test/'s own, from
+// test/test_support.hpp: the allocator's and the context's `failures` are the faults
+// injected through them. An io_context that should run out of work runs through run_all
+// (its watchdog fails the test instead of hanging on a lost completion).
 //
 
 #define BOOST_TEST_MODULE asio_waker_faults
+#include "../test_support.hpp"
+
 #include <boost/test/data/test_case.hpp>
-#include <boost/test/unit_test.hpp>
-
-#include <asio_waker/atomic_waker.hpp>
-
-#include <boost/asio/bind_allocator.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/execution.hpp>
-#include <boost/asio/execution_context.hpp>
-#include <boost/asio/io_context.hpp>
 
 #include <cstdio>
-#include <deque>
 #include <exception>
 #include <iostream>
-#include <memory>
-#include <new>
 #include <ostream>
 #include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
 
-namespace asio = boost::asio;
-using boost::system::error_code;
+using namespace test;
 
 namespace {
 
@@ -70,72 +60,40 @@ private:
   int before_;
 };
 
-// ---- a failing allocator ------------------------------------------------------------------
-
-struct alloc_plan
+/// Adds the faults a helper injected (its `failures`) to the module's count when the
+/// scope ends.
+class count_faults
 {
-  int countdown = 0; // fail when it reaches 0 on an allocation; <0: never
-  int allocations = 0;
-  int live = 0;
+public:
+  explicit count_faults(const int& failures) noexcept : failures_(failures) {}
+  ~count_faults() { faults_injected += failures_; }
+  count_faults(const count_faults&) = delete;
+  count_faults& operator=(const count_faults&) = delete;
+
+private:
+  const int& failures_;
 };
 
-template <typename T>
-struct failing_allocator
+/// A handler whose allocator counts into `stats` (and fails as it says).
+auto allocating(alloc_stats& stats, outcome& o)
 {
-  using value_type = T;
-  alloc_plan* plan;
-  explicit failing_allocator(alloc_plan* p) noexcept : plan(p) {}
-  template <typename U>
-  failing_allocator(const failing_allocator<U>& o) noexcept : plan(o.plan) {}
-  T* allocate(std::size_t n)
-  {
-    ++plan->allocations;
-    if (plan->countdown > 0 && --plan->countdown == 0)
-    {
-      ++faults_injected;
-      throw std::bad_alloc();
-    }
-    ++plan->live;
-    return std::allocator<T>().allocate(n);
-  }
-  void deallocate(T* p, std::size_t n)
-  {
-    --plan->live;
-    std::allocator<T>().deallocate(p, n);
-  }
-  template <typename U>
-  bool operator==(const failing_allocator<U>& o) const noexcept { return plan == o.plan; }
-  template <typename U>
-  bool operator!=(const failing_allocator<U>& o) const noexcept { return plan != o.plan; }
-};
-
-struct recorder
-{
-  int calls = 0;
-  error_code ec;
-  auto handler()
-  {
-    return [this](error_code e) {
-      ++calls;
-      ec = e;
-    };
-  }
-};
+  return asio::bind_allocator(counting_allocator<void>(&stats), record(o));
+}
 
 // How many allocations does one async_wait make through the handler's allocator?
 int allocations_per_wait()
 {
   asio::io_context ctx;
   asio_waker::atomic_waker w(ctx);
-  alloc_plan plan;
-  plan.countdown = -1;
-  recorder r;
-  w.async_wait(asio::bind_allocator(failing_allocator<void>(&plan), r.handler()));
+  alloc_stats stats; // fail_countdown 0: never fails
+  outcome r;
+  w.async_wait(allocating(stats, r));
   w.wake();
-  ctx.run();
+  run_all(ctx);
   BOOST_TEST(r.calls == 1);
-  BOOST_TEST(plan.live == 0);
-  return plan.allocations;
+  BOOST_TEST(stats.live() == 0);
+  BOOST_TEST(stats.failures == 0);
+  return stats.allocations + stats.failures;
 }
 
 } // namespace
@@ -152,17 +110,16 @@ BOOST_AUTO_TEST_CASE(allocation_failure_keeps_the_permit)
     asio::io_context ctx;
     asio_waker::atomic_waker w(ctx);
     w.wake(); // permit stored
-    alloc_plan plan;
-    plan.countdown = fail_at;
-    recorder failed;
-    BOOST_CHECK_THROW(
-        w.async_wait(asio::bind_allocator(failing_allocator<void>(&plan), failed.handler())),
-        std::bad_alloc);
-    BOOST_TEST(plan.live == 0);
+    alloc_stats stats;
+    stats.fail_countdown = fail_at;
+    count_faults counted(stats.failures);
+    outcome failed;
+    BOOST_CHECK_THROW(w.async_wait(allocating(stats, failed)), std::bad_alloc);
+    BOOST_TEST(stats.live() == 0);
     // The permit is still there: the next wait completes with success.
-    recorder next;
-    w.async_wait(next.handler());
-    ctx.run();
+    outcome next;
+    w.async_wait(record(next));
+    run_all(ctx);
     BOOST_TEST(failed.calls == 0);
     BOOST_TEST(next.calls == 1);
     BOOST_TEST(!next.ec);
@@ -177,29 +134,27 @@ BOOST_AUTO_TEST_CASE(allocation_failure_leaves_the_pending_wait)
   {
     asio::io_context ctx;
     asio_waker::atomic_waker w(ctx);
-    recorder first;
-    w.async_wait(first.handler());
-    alloc_plan plan;
-    plan.countdown = fail_at;
-    recorder failed;
-    BOOST_CHECK_THROW(
-        w.async_wait(asio::bind_allocator(failing_allocator<void>(&plan), failed.handler())),
-        std::bad_alloc);
+    outcome first;
+    w.async_wait(record(first));
+    alloc_stats stats;
+    stats.fail_countdown = fail_at;
+    count_faults counted(stats.failures);
+    outcome failed;
+    BOOST_CHECK_THROW(w.async_wait(allocating(stats, failed)), std::bad_alloc);
     ctx.poll();
     ctx.restart();
     BOOST_TEST(first.calls == 0); // not aborted by the failed replacement
     w.wake();
-    ctx.run();
+    run_all(ctx);
     BOOST_TEST(first.calls == 1);
     BOOST_TEST(!first.ec); // completed normally by the wake
     BOOST_TEST(failed.calls == 0);
-    BOOST_TEST(plan.live == 0);
+    BOOST_TEST(stats.live() == 0);
     // and the waker still works
-    recorder again;
-    w.async_wait(again.handler());
+    outcome again;
+    w.async_wait(record(again));
     w.wake();
-    ctx.restart();
-    ctx.run();
+    run_all(ctx);
     BOOST_TEST(again.calls == 1);
   }
 }
@@ -209,17 +164,16 @@ BOOST_AUTO_TEST_CASE(allocation_failure_without_permit_or_waiter)
   expect_faults faults(1);
   asio::io_context ctx;
   asio_waker::atomic_waker w(ctx);
-  alloc_plan plan;
-  plan.countdown = 1;
-  recorder failed;
-  BOOST_CHECK_THROW(
-      w.async_wait(asio::bind_allocator(failing_allocator<void>(&plan), failed.handler())),
-      std::bad_alloc);
+  alloc_stats stats;
+  stats.fail_countdown = 1;
+  count_faults counted(stats.failures);
+  outcome failed;
+  BOOST_CHECK_THROW(w.async_wait(allocating(stats, failed)), std::bad_alloc);
   BOOST_TEST(w.cancel() == 0u); // nothing was parked
   w.wake();                     // the permit this stores is consumed by the next wait
-  recorder next;
-  w.async_wait(next.handler());
-  ctx.run();
+  outcome next;
+  w.async_wait(record(next));
+  run_all(ctx);
   BOOST_TEST(next.calls == 1);
   BOOST_TEST(!next.ec);
 }
@@ -246,10 +200,10 @@ BOOST_AUTO_TEST_CASE(throwing_handler_propagates_and_the_waker_keeps_working)
     if (round == 1)
       BOOST_CHECK_THROW(ctx.run(), std::runtime_error); // the other one
     ctx.restart();
-    recorder r;
+    outcome r;
     w.wake();
-    w.async_wait(r.handler());
-    ctx.run();
+    w.async_wait(record(r));
+    run_all(ctx);
     ctx.restart();
     BOOST_TEST(r.calls == 1);
     BOOST_TEST(!r.ec);
@@ -261,68 +215,9 @@ BOOST_AUTO_TEST_CASE(throwing_handler_propagates_and_the_waker_keeps_working)
 
 namespace {
 
-class manual_context : public asio::execution_context
-{
-public:
-  struct task
-  {
-    virtual ~task() = default;
-    virtual void run() = 0;
-  };
-  template <typename F>
-  struct task_impl : task
-  {
-    F f;
-    explicit task_impl(F&& ff) : f(std::move(ff)) {}
-    void run() override { f(); }
-  };
-
-  int fail_next_execute = 0; // number of upcoming execute() calls that throw
-  std::deque<std::unique_ptr<task>> queue;
-
-  std::size_t run()
-  {
-    std::size_t n = 0;
-    while (!queue.empty())
-    {
-      auto t = std::move(queue.front());
-      queue.pop_front();
-      t->run();
-      ++n;
-    }
-    return n;
-  }
-  ~manual_context() { shutdown(); queue.clear(); destroy(); }
-};
-
-struct manual_executor
-{
-  manual_context* ctx;
-
-  bool operator==(const manual_executor& o) const noexcept { return ctx == o.ctx; }
-  bool operator!=(const manual_executor& o) const noexcept { return ctx != o.ctx; }
-
-  manual_context& query(asio::execution::context_t) const noexcept { return *ctx; }
-  static constexpr asio::execution::blocking_t query(asio::execution::blocking_t) noexcept
-  {
-    return asio::execution::blocking.never;
-  }
-  manual_executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
-  manual_executor require(asio::execution::blocking_t::possibly_t) const noexcept { return *this; }
-
-  template <typename F>
-  void execute(F&& f) const
-  {
-    if (ctx->fail_next_execute > 0)
-    {
-      --ctx->fail_next_execute;
-      ++faults_injected;
-      throw std::runtime_error("execute() fails");
-    }
-    ctx->queue.push_back(std::make_unique<manual_context::task_impl<std::decay_t<F>>>(std::forward<F>(f)));
-  }
-};
-
+// A standard executor on an execution context that no Asio scheduler runs; its
+// execute() throws while the context's fail_next_submit says so.
+using manual_executor = manual_context::std_executor;
 static_assert(asio::execution::is_executor<manual_executor>::value);
 
 using manual_waker = asio_waker::basic_atomic_waker<manual_executor>;
@@ -337,16 +232,23 @@ enum child_status
   child_killed = 45            // died of a signal
 };
 
-// Runs `body` in a forked child, with a terminate handler that reports whether the fault
-// was injected first; returns the child's status.
-int in_child(void (*body)())
+/// The child's context, for its terminate handler.
+const manual_context* child_context = nullptr;
+
+// Runs `body` on a fresh manual_context in a forked child, with a terminate handler that
+// reports whether the fault was injected first; returns the child's status.
+int in_child(void (*body)(manual_context&))
 {
   std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid == 0)
   {
-    std::set_terminate([] { _exit(faults_injected > 0 ? child_terminated : child_terminated_early); });
-    body();
+    manual_context ctx;
+    child_context = &ctx;
+    std::set_terminate([] {
+      _exit(child_context->failures > 0 ? child_terminated : child_terminated_early);
+    });
+    body(ctx);
     _exit(child_returned);
   }
   int status = 0;
@@ -356,22 +258,22 @@ int in_child(void (*body)())
 
 /// Parks a wait on `w`, after checking (once) that a wait/wake round trip works on the
 /// manual executor: the fault, not a broken fixture, must be what terminates.
-void park_after_a_normal_round(manual_context& ctx, manual_waker& w, recorder& r)
+void park_after_a_normal_round(manual_context& ctx, manual_waker& w, outcome& r)
 {
-  recorder first;
-  w.async_wait(first.handler());
+  outcome first;
+  w.async_wait(record(first));
   w.wake();
   ctx.run();
   if (first.calls != 1 || first.ec)
     _exit(child_broken_executor);
-  w.async_wait(r.handler()); // parked: its hand-off goes through execute()
+  w.async_wait(record(r)); // parked: its hand-off goes through execute()
 }
 
 /// A noexcept hand-off whose execute() throws.
 struct terminating_path
 {
   const char* name;
-  void (*body)();
+  void (*body)(manual_context&);
 };
 
 std::ostream& operator<<(std::ostream& os, const terminating_path& p) { return os << p.name; }
@@ -380,52 +282,45 @@ std::ostream& operator<<(std::ostream& os, const terminating_path& p) { return o
 // operation that has already left the waker's state to execute(), and cannot report a
 // failure, so std::terminate.
 const terminating_path terminating_paths[] = {
-  {"wake", [] {
-     manual_context ctx;
-     manual_waker w(manual_executor{&ctx});
-     recorder r;
+  {"wake", [](manual_context& ctx) {
+     manual_waker w(ctx.get_std_executor());
+     outcome r;
      park_after_a_normal_round(ctx, w, r);
-     ctx.fail_next_execute = 1;
+     ctx.fail_next_submit = 1;
      w.wake();
    }},
-  {"cancel", [] {
-     manual_context ctx;
-     manual_waker w(manual_executor{&ctx});
-     recorder r;
+  {"cancel", [](manual_context& ctx) {
+     manual_waker w(ctx.get_std_executor());
+     outcome r;
      park_after_a_normal_round(ctx, w, r);
-     ctx.fail_next_execute = 1;
+     ctx.fail_next_submit = 1;
      w.cancel();
    }},
-  {"replacing_async_wait", [] {
-     manual_context ctx;
-     manual_waker w(manual_executor{&ctx});
-     recorder a, b;
+  {"replacing_async_wait", [](manual_context& ctx) {
+     manual_waker w(ctx.get_std_executor());
+     outcome a, b;
      park_after_a_normal_round(ctx, w, a);
-     ctx.fail_next_execute = 1;
-     w.async_wait(b.handler());
+     ctx.fail_next_submit = 1;
+     w.async_wait(record(b));
    }},
-  {"cancellation_signal", [] {
-     manual_context ctx;
-     manual_waker w(manual_executor{&ctx});
-     recorder first, r;
-     w.async_wait(first.handler());
+  {"cancellation_signal", [](manual_context& ctx) {
+     manual_waker w(ctx.get_std_executor());
+     outcome first, r;
+     w.async_wait(record(first));
      w.wake();
      ctx.run();
      if (first.calls != 1 || first.ec)
        _exit(child_broken_executor);
      asio::cancellation_signal sig;
-     w.async_wait(asio::bind_cancellation_slot(sig.slot(), r.handler()));
-     ctx.fail_next_execute = 1;
+     w.async_wait(asio::bind_cancellation_slot(sig.slot(), record(r)));
+     ctx.fail_next_submit = 1;
      sig.emit(asio::cancellation_type::terminal);
    }},
-  {"destructor", [] {
-     manual_context ctx;
-     {
-       manual_waker w(manual_executor{&ctx});
-       recorder r;
-       park_after_a_normal_round(ctx, w, r);
-       ctx.fail_next_execute = 1;
-     }
+  {"destructor", [](manual_context& ctx) {
+     manual_waker w(ctx.get_std_executor());
+     outcome r;
+     park_after_a_normal_round(ctx, w, r);
+     ctx.fail_next_submit = 1;
    }},
 };
 
@@ -435,22 +330,23 @@ BOOST_AUTO_TEST_CASE(throwing_execute_on_the_permit_path_rethrows_and_keeps_the_
 {
   expect_faults faults(1);
   manual_context ctx;
+  count_faults counted(ctx.failures);
   {
-    manual_waker w(manual_executor{&ctx});
+    manual_waker w(ctx.get_std_executor());
     w.wake(); // permit stored, no execute()
-    ctx.fail_next_execute = 1;
-    recorder failed;
-    BOOST_CHECK_THROW(w.async_wait(failed.handler()), std::runtime_error);
-    BOOST_TEST(ctx.queue.empty());
-    recorder next;
-    w.async_wait(next.handler()); // the permit was restored
+    ctx.fail_next_submit = 1;
+    outcome failed;
+    BOOST_CHECK_THROW(w.async_wait(record(failed)), std::runtime_error);
+    BOOST_TEST(ctx.queued() == 0u);
+    outcome next;
+    w.async_wait(record(next)); // the permit was restored
     ctx.run();
     BOOST_TEST(failed.calls == 0);
     BOOST_TEST(next.calls == 1);
     BOOST_TEST(!next.ec);
     // and the executor keeps working: a parked wait, then a wake
-    recorder again;
-    w.async_wait(again.handler());
+    outcome again;
+    w.async_wait(record(again));
     w.wake();
     ctx.run();
     BOOST_TEST(again.calls == 1);
