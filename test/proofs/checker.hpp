@@ -26,7 +26,8 @@
 //   carried by the write it reads; release sequences are modelled (an RMW continues the
 //   release sequences of the write it reads; a plain store ends them). Other
 //   synchronisation (a hand-off through a scheduler queue, which takes a mutex) is
-//   modelled explicitly by the harness with `publish()`/`acquire()`. With that, the
+//   modelled by the harness: it keeps the clock of the thread that hands an operation
+//   off and joins it into the thread that runs the handler. With that, the
 //   harness can check that plain data written before a wake() is visible (happens-before)
 //   to the handler that the wake completes: memory-ordering mistakes (a relaxed RMW, a
 //   plain load instead of an RMW) are caught as violations, not only lost wake-ups.
@@ -34,11 +35,20 @@
 // * Failures: `fail(msg)` records the first violation, the execution stops and the checker
 //   reports the decision sequence and an event trace of that execution.
 //
+// * Exceptions. A thread may throw and catch inside its own body (the code under test
+//   does: a failing hand-off unwinds through a scope guard that touches the word, so the
+//   thread yields while an exception is in flight). The C++ runtime keeps its exception
+//   bookkeeping (the caught-exception stack, the uncaught count) per OS thread, so each
+//   fiber gets its own copy, swapped in and out with the fiber. An exception must not
+//   leave a thread's body (that would unwind into the fiber trampoline: std::terminate).
+//
 
 #ifndef ASIO_WAKER_PROOFS_CHECKER_HPP
 #define ASIO_WAKER_PROOFS_CHECKER_HPP
 
 #include <ucontext.h>
+
+#include <cxxabi.h>
 
 #include <array>
 #include <atomic>
@@ -94,6 +104,22 @@ struct result
   std::string message;
   std::string trace;
 };
+
+/// The runtime's per-thread exception bookkeeping (libstdc++ and libc++abi lay it out
+/// alike: the caught-exception stack, then the uncaught count; ARM EABI adds a field).
+struct eh_globals
+{
+  void* caught_exceptions = nullptr;
+  unsigned int uncaught_exceptions = 0;
+#if defined(__ARM_EABI_UNWINDER__)
+  void* propagating_exceptions = nullptr;
+#endif
+};
+
+inline eh_globals& runtime_eh_globals()
+{
+  return *reinterpret_cast<eh_globals*>(abi::__cxa_get_globals());
+}
 
 class checker;
 inline checker*& current_checker()
@@ -230,7 +256,6 @@ public:
   }
 
   vclock& clock() { return clock_[cur_]; }
-  vclock& clock_of(int t) { return clock_[t]; }
 
   /// A non-atomic event of this thread that others must see via happens-before; returns
   /// its epoch (this thread's component).
@@ -283,6 +308,7 @@ private:
     std::function<void()> body;
     std::function<bool()> wait;
     bool done = false;
+    eh_globals eh; // this fiber's exception bookkeeping while it is switched out
   };
 
   static constexpr std::size_t stack_size = 256 * 1024;
@@ -323,9 +349,14 @@ private:
 
   void resume(int t)
   {
+    eh_globals& rt = runtime_eh_globals();
+    const eh_globals main_eh = rt;
+    rt = fibers_[t]->eh;
     cur_ = t;
     swapcontext(&main_ctx_, &fibers_[t]->ctx);
     cur_ = -1;
+    fibers_[t]->eh = rt;
+    rt = main_eh;
   }
 
   void run_one(const std::function<execution()>& factory)
@@ -358,6 +389,7 @@ private:
       f.body = ex.threads[t];
       f.wait = nullptr;
       f.done = false;
+      f.eh = eh_globals{}; // an abandoned fiber's exception in flight is dropped (leaked)
       getcontext(&f.ctx);
       f.ctx.uc_stack.ss_sp = f.stack.get();
       f.ctx.uc_stack.ss_size = stack_size;
@@ -397,7 +429,8 @@ private:
       ex.final_check();
     }
     cur_ = -1;
-    // Abandoned fibers (after a failure) hold only trivially destructible locals.
+    // Abandoned fibers (after a failure) are never resumed: their locals are not
+    // destroyed (the harness keeps nothing there that must be).
   }
 
   std::string trace_str() const

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test/proofs/ci.sh -- runs every proof of the waker state machine, with fast settings:
-#   1. the exhaustive interleaving checker (real basic_waker_state; SC and weak memory)
+#   1. the exhaustive interleaving checker (the real basic_waker_state driven by the real
+#      waker_service moves; both hand-offs; SC and weak memory)
 #   2. spin on test/proofs/waker.pml (safety + liveness per scenario, mutants must fail)
 #   3. the TSan stress (1, 2, 4, 8 producers)
 #   4. the libFuzzer target for a bounded time

@@ -2,7 +2,9 @@
 // test/proofs/fuzz_waker.cpp -- libFuzzer target for basic_atomic_waker.
 //
 // The input is a schedule: each byte is an operation on one waker living on an
-// io_context (run by the fuzzing thread), with a producer thread for remote wakes:
+// io_context (run by the fuzzing thread), with a producer thread for remote wakes. The
+// byte modulo 16 names the operation (`enum class op` below; the seed corpus is written
+// in that alphabet):
 //
 //   wake (local) | async_wait with a callback, use_awaitable (co_spawn), deferred,
 //   as_tuple, bind_cancellation_slot | emit a wait's cancellation signal (type from the
@@ -68,6 +70,29 @@ bool trace_enabled()
 }
 
 enum : std::uint8_t { pending_or_unused = 0, exp_success = 1, exp_aborted = 2 };
+
+/// One input byte, modulo 16. The values are the corpus's alphabet: do not renumber.
+enum class op : std::uint8_t
+{
+  wake = 0,             // wake() from the fuzzing thread
+  wake_too = 1,         // the same (local wakes are twice as likely)
+  wait_callback = 2,    // async_wait(callback)
+  wait_awaitable = 3,   // co_spawn a coroutine that awaits async_wait(use_awaitable)
+  wait_deferred = 4,    // async_wait(deferred), then launched with a callback
+  wait_as_tuple = 5,    // async_wait(as_tuple(callback))
+  wait_with_slot = 6,   // async_wait(bind_cancellation_slot(signal, callback))
+  emit = 7,             // emit a wait's signal; the next byte: which signal and type
+  cancel = 8,           // cancel()
+  poll_one = 9,         // io_context::poll_one
+  poll = 10,            // io_context::poll
+  run_one = 11,         // io_context::run_one when a completion is certain, else poll_one
+  wake_remote = 12,     // wake() from the producer thread
+  sync = 13,            // drain the producer, poll, check everything was delivered
+  recreate_waker = 14,  // destroy the waker, make a new one
+  shutdown_context = 15 // shut the io_context down, make a new one; next byte: orphans
+};
+
+enum class run_how { poll_one, poll, run_one };
 
 struct mstate
 {
@@ -382,13 +407,13 @@ struct harness
     });
   }
 
-  void run_handlers(int how)
+  void run_handlers(run_how how)
   {
     switch (how)
     {
-    case 0: (ctx->restart(), ctx->poll_one()); break;
-    case 1: (ctx->restart(), ctx->poll()); break;
-    default:
+    case run_how::poll_one: (ctx->restart(), ctx->poll_one()); break;
+    case run_how::poll: (ctx->restart(), ctx->poll()); break;
+    case run_how::run_one:
     {
       // run_one() would block if nothing is ready: only when a completion is certain.
       bool certain = in_flight == 0;
@@ -434,12 +459,19 @@ struct harness
           std::fprintf(stderr, " [%zu exp=%d delivered=%d]", l, st.exp[l], delivered[static_cast<std::size_t>(delivered_base) + l]);
         std::fprintf(stderr, "\n");
       }
+    check_all_delivered("after sync + poll: a completed wait was not delivered, or a delivered one is not completed");
+  }
+
+  /// After the context was polled with no remote wake in flight: exactly the waits the
+  /// contract has completed have had their handlers run.
+  void check_all_delivered(const char* what)
+  {
     m.apply([&](mstate& s) {
       for (std::size_t l = 0; l < s.exp.size(); ++l)
         if ((s.exp[l] != pending_or_unused) != (delivered[static_cast<std::size_t>(delivered_base) + l] != 0))
           return false;
       return true;
-    }, "after sync + poll: a completed wait was not delivered, or a delivered one is not completed");
+    }, what);
   }
 
   void destroy_waker()
@@ -457,12 +489,7 @@ struct harness
       return true;
     });
     (ctx->restart(), ctx->poll());
-    m.apply([&](mstate& s) {
-      for (std::size_t l = 0; l < s.exp.size(); ++l)
-        if ((s.exp[l] != pending_or_unused) != (delivered[static_cast<std::size_t>(delivered_base) + l] != 0))
-          return false;
-      return true;
-    }, "after destroying the waker + poll: a completed wait was not delivered");
+    check_all_delivered("after destroying the waker + poll: a completed wait was not delivered");
   }
 
   void recreate_waker()
@@ -531,24 +558,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   harness h;
   for (std::size_t i = 0; i < size; ++i)
   {
-    const std::uint8_t op = data[i] % 16;
+    const op o = static_cast<op>(data[i] % 16);
     if (trace_enabled())
-      std::fprintf(stderr, "op %zu: %d  states=%zu\n", i, op, h.m.states.size());
+      std::fprintf(stderr, "op %zu: %d  states=%zu\n", i, static_cast<int>(o), h.m.states.size());
     const std::uint8_t arg = i + 1 < size ? data[i + 1] : 0;
-    switch (op)
+    switch (o)
     {
-    case 0:
-    case 1:
+    case op::wake:
+    case op::wake_too:
       h.wake_local();
       break;
-    case 2:
+    case op::wait_callback:
     {
       int id = h.new_wait();
       auto t = std::make_shared<tracker>(&h, id);
       h.initiate(id, [&] { h.waker->async_wait(harness::handler{&h, id, t}); });
       break;
     }
-    case 3:
+    case op::wait_awaitable:
     {
       int id = h.new_wait();
       auto t = std::make_shared<tracker>(&h, id);
@@ -556,7 +583,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       asio::co_spawn(*h.ctx, awaitable_wait(&h, id, t), asio::detached);
       break;
     }
-    case 4:
+    case op::wait_deferred:
     {
       int id = h.new_wait();
       auto t = std::make_shared<tracker>(&h, id);
@@ -564,14 +591,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       h.initiate(id, [&] { std::move(d)(harness::handler{&h, id, t}); });
       break;
     }
-    case 5:
+    case op::wait_as_tuple:
     {
       int id = h.new_wait();
       auto t = std::make_shared<tracker>(&h, id);
       h.initiate(id, [&] { h.waker->async_wait(asio::as_tuple(harness::tuple_handler{&h, id, t})); });
       break;
     }
-    case 6:
+    case op::wait_with_slot:
     {
       int id = h.new_wait();
       auto t = std::make_shared<tracker>(&h, id);
@@ -585,32 +612,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       });
       break;
     }
-    case 7:
+    case op::emit:
       h.emit(arg >> 2, arg);
       ++i;
       break;
-    case 8:
+    case op::cancel:
       h.cancel();
       break;
-    case 9:
-      h.run_handlers(0);
+    case op::poll_one:
+      h.run_handlers(run_how::poll_one);
       break;
-    case 10:
-      h.run_handlers(1);
+    case op::poll:
+      h.run_handlers(run_how::poll);
       break;
-    case 11:
-      h.run_handlers(2);
+    case op::run_one:
+      h.run_handlers(run_how::run_one);
       break;
-    case 12:
+    case op::wake_remote:
       h.wake_remote();
       break;
-    case 13:
+    case op::sync:
       h.sync();
       break;
-    case 14:
+    case op::recreate_waker:
       h.recreate_waker();
       break;
-    case 15:
+    case op::shutdown_context:
       h.shutdown_context(arg & 1);
       ++i;
       break;

@@ -5,7 +5,9 @@
 // one differs from the real state machine in ONE place; the interleaving checker must
 // find a violation in each, which shows that it would catch that class of defect in the
 // real code. The real code is NOT copied here for the passing runs: those use
-// asio_waker/detail/waker_state.hpp itself.
+// asio_waker/detail/waker_state.hpp itself. A mutant has the real state's interface
+// (op_type, park_result, wake, try_consume_permit, park, cancel), so the checker drives
+// it through the same, real, waker_service functions.
 //
 
 #ifndef ASIO_WAKER_PROOFS_MUTANTS_HPP
@@ -50,9 +52,11 @@ struct mutant
   class state
   {
   public:
+    using op_type = Op;
+
     static constexpr std::uintptr_t empty = 0;
     static constexpr std::uintptr_t notified = 1;
-    struct registration
+    struct park_result
     {
       Op* replaced;
       bool consumed_permit;
@@ -89,7 +93,7 @@ struct mutant
       return true;
     }
 
-    registration park(Op* op) noexcept
+    park_result park(Op* op) noexcept
     {
       const std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(op);
       std::uintptr_t cur = word_.load(std::memory_order_relaxed);

@@ -1,13 +1,27 @@
 /*
  * test/proofs/waker.pml -- Promela model of asio_waker's waker protocol, checked with spin.
  *
- * Mirrors include/asio_waker/detail/waker_state.hpp (WS:line) and the call sequences of
- * include/asio_waker/atomic_waker.hpp (AW:line). Each atomic operation on the word is
- * one atomic step; a compare-exchange is one atomic step that either succeeds (word ==
- * expected) or fails and reloads. Memory model: sequential consistency (the weak-memory
- * argument is in waker_state.hpp's header comment and is checked by the C++ interleaving
- * checker, test/proofs/interleave.cpp, and TSan). Spurious CAS failures are not modelled
- * here (they are in interleave.cpp).
+ * A model of the state word: the member functions of basic_waker_state
+ * (include/asio_waker/detail/waker_state.hpp: wake, try_consume_permit, park, cancel),
+ * called in the order in which the static moves of waker_service
+ * (include/asio_waker/detail/waker_service.hpp) call them:
+ *   async_wait   waker_service::async_wait: try_consume_permit, then post_with_permit;
+ *                or waker_service::park: state.park, then the permit's or the replaced
+ *                operation's hand-off
+ *   wake         waker_service::take_and_complete: state.wake, then the hand-off
+ *   cancel       waker_service::take_and_abort (cancel(), a cancellation slot's handler,
+ *                and, followed by the state's end, waker_service::destroy)
+ * Each comment names the C++ function a step mirrors. A hand-off is one step,
+ * `complete`: which hand-off the service takes (the scheduler's queue or the portable
+ * post()), the scheduler's work count, and the permit that post_or_restore_permit puts
+ * back when a portable post() throws are modelled by the C++ checker only
+ * (test/proofs/interleave.cpp), which runs the service's real functions.
+ *
+ * Each atomic operation on the word is one atomic step; a compare-exchange is one atomic
+ * step that either succeeds (word == expected) or fails and reloads. Memory model:
+ * sequential consistency (the weak-memory argument is in waker_state.hpp's header
+ * comment and is checked by interleave.cpp and TSan). Spurious CAS failures are not
+ * modelled here (they are in interleave.cpp).
  *
  * Scenarios (compile-time, spin -DSCENARIO=n):
  *   1 wake vs register                 2 two wakes vs register
@@ -17,8 +31,9 @@
  * Invariants (assertions): one owner at a time (I1), no double completion / no success
  * after an abort (I2), no lost wake and no phantom permit (I3/I4: a permit model kept in
  * the same atomic step as the word), final state consistent (I5), no access after destroy.
- * Liveness (LTL `live`): once a wake has happened after the consumer's wait was
- * registered, that wait is eventually completed (scenarios without cancel: 1, 2, 4, 6).
+ * Liveness (LTL `live`, at the end): once a wake has happened while the consumer's
+ * first wait A is pending, A is eventually completed. Checked in EVERY scenario (ci.sh
+ * runs it on all eight, under weak fairness).
  */
 
 #ifndef SCENARIO
@@ -47,8 +62,8 @@
 #define SUCCESS   1
 #define ABORTED   2
 
-byte word = EMPTY;            /* WS: word_ */
-bool alive = true;            /* false after ~basic_atomic_waker (AW:98-103) */
+byte word = EMPTY;            /* basic_waker_state::word_ */
+bool alive = true;            /* false once waker_service::destroy has run */
 byte owner[NOPS];
 byte outcome[NOPS];
 byte completions[NOPS];
@@ -58,7 +73,8 @@ byte wakes_done = 0;
 bool waiting_since_wake = false; /* A registered and a wake happened after it: for `live` */
 bool a_registered = false;
 
-/* The owner hands a taken op to the executor (AW:240-252: hand_off / hand_off_aborted). */
+/* The owner hands a taken op over: waker_service's hand-offs (post_deferred,
+ * post_aborted, post_with_permit), with success or operation_aborted. */
 inline complete(p, out) {
   assert(owner[p] == _pid);            /* I1: only the owner completes */
   assert(completions[p] == 0);         /* I2: no double completion */
@@ -73,21 +89,22 @@ inline take(p) {
   owner[p] = _pid
 }
 
-/* basic_atomic_waker::wake -> basic_waker_state::wake (WS: wake()). */
+/* Book-keeping for `live` after each wake. */
 inline wake_done() {
   wakes_done++;
   if :: a_registered && completions[OPA] == 0 -> waiting_since_wake = true :: else fi
 }
 
+/* waker_service::take_and_complete -> basic_waker_state::wake, then the hand-off. */
 proctype producer() {
   byte cur, took = EMPTY;
   bool done = false;
   assert(alive);
-  cur = word;                                   /* WS wake: load(relaxed) */
+  cur = word;                                   /* wake: load(relaxed) */
   do
   :: done -> break
   :: !done && cur == NOTIFIED ->
-       atomic { alive ->                        /* WS wake: fetch_add(0, release), never fails */
+       atomic { alive ->                        /* wake: fetch_add(0, release), never fails */
          cur = word;                            /*   reads the latest value, writes it back */
          if
          :: cur == NOTIFIED -> model_permit = true; wake_done(); done = true   /* refreshed */
@@ -95,7 +112,7 @@ proctype producer() {
          fi }
   :: !done && cur != NOTIFIED ->
        if
-       :: atomic { (alive && word == cur) ->    /* WS wake: CAS succeeds */
+       :: atomic { (alive && word == cur) ->    /* wake: CAS succeeds */
             if
             :: is_op(cur) -> word = EMPTY; take(cur); took = cur    /* op -> EMPTY (acquire) */
             :: else -> word = NOTIFIED; model_permit = true          /* EMPTY -> NOTIFIED (release) */
@@ -105,72 +122,73 @@ proctype producer() {
        fi
   od;
   if
-  :: is_op(took) -> complete(took, SUCCESS)     /* AW wake: hand_off(op) with success */
+  :: is_op(took) -> complete(took, SUCCESS)     /* take_and_complete: post_deferred, success */
   :: else
   fi
 }
 
-/* basic_atomic_waker::start_wait (AW:200-237) for op q. */
+/* waker_service::async_wait for op q. */
 inline async_wait(q) {
-  constructed[q] = true; owner[q] = _pid;       /* AW:208-210 op allocated, constructed */
+  constructed[q] = true; owner[q] = _pid;       /* the operation is allocated, constructed */
   if :: q == OPA -> a_registered = true :: else fi;
-  /* AW:213 try_consume_permit (WS:137-146) */
+  /* basic_waker_state::try_consume_permit */
   assert(alive);
   if
-  :: atomic { word == NOTIFIED ->               /* WS:139 load sees NOTIFIED ... */
-       word = EMPTY;                            /* WS:143 exchange(EMPTY, acquire) */
+  :: atomic { word == NOTIFIED ->               /* load(relaxed) sees NOTIFIED ... */
+       word = EMPTY;                            /* ... exchange(EMPTY, acquire) */
        assert(model_permit); model_permit = false };   /* I4: a wake stored it */
-     complete(q, SUCCESS)                       /* AW:218 hand_off_new */
-  :: atomic { word != NOTIFIED ->               /* WS:139 not NOTIFIED: park */
-       cur = word };                            /* WS:152 park: load(relaxed) */
+     complete(q, SUCCESS)                       /* waker_service::post_with_permit */
+  :: atomic { word != NOTIFIED ->               /* not NOTIFIED: waker_service::park */
+       cur = word };                            /* basic_waker_state::park: load(relaxed) */
      do
-     :: cur == NOTIFIED ->                      /* WS:155-159 */
-        atomic { word = EMPTY;                  /* WS:157 exchange(EMPTY, acquire): producers */
+     :: cur == NOTIFIED ->                      /* park: a permit arrived meanwhile */
+        atomic { word = EMPTY;                  /* exchange(EMPTY, acquire): producers */
           assert(model_permit); model_permit = false };  /* only rewrite NOTIFIED */
-        complete(q, SUCCESS);                   /* AW:233-234 hand_off(o) */
+        complete(q, SUCCESS);                   /* waker_service::park: consumed_permit */
         break
      :: cur != NOTIFIED ->
         if
 #if MUTANT == 1
         :: atomic { true ->                     /* MUTANT 1: plain store instead of the CAS */
 #else
-        :: atomic { word == cur ->              /* WS:161 CAS(cur -> q) acq_rel succeeds */
+        :: atomic { word == cur ->              /* park: CAS(cur -> q) acq_rel succeeds */
 #endif
              word = q;
              assert(owner[q] == _pid); owner[q] = PARKED;
              if :: is_op(cur) -> take(cur) :: else fi };
            if
-           :: is_op(cur) -> complete(cur, ABORTED)   /* AW:235-236 replaced: aborted */
+           :: is_op(cur) -> complete(cur, ABORTED)   /* waker_service::park: replaced, post_aborted */
            :: else
            fi;
            break
-        :: atomic { word != cur -> cur = word } /* WS:161 CAS fails: reload */
+        :: atomic { word != cur -> cur = word } /* park: CAS fails, re-decide */
         fi
      od
   fi
 }
 
-/* basic_atomic_waker::cancel (AW:141-149) / a cancellation slot (AW:186-193) /
- * the destructor (AW:100) -> basic_waker_state::cancel (WS:170-180). */
+/* waker_service::take_and_abort (cancel(), a cancellation slot's handler, the
+ * destructor) -> basic_waker_state::cancel, then post_aborted. */
 inline cancel_() {
   assert(alive);
-  cur = word;                                   /* WS:172 load(relaxed) */
+  cur = word;                                   /* cancel: load(relaxed) */
   if
   :: is_op(cur) ->
      if
 #if MUTANT == 2
      :: atomic { true -> word = EMPTY; owner[cur] = _pid };  /* MUTANT 2: plain store */
 #else
-     :: atomic { word == cur -> word = EMPTY; take(cur) };  /* WS:176 CAS(op -> EMPTY) */
+     :: atomic { word == cur -> word = EMPTY; take(cur) };  /* cancel: CAS(op -> EMPTY) */
 #endif
-        complete(cur, ABORTED)                  /* AW:145 hand_off_aborted */
+        complete(cur, ABORTED)                  /* take_and_abort: post_aborted */
      :: atomic { word != cur -> skip }          /* a wake took it first: returns 0 */
      fi
   :: else                                       /* nothing parked: returns 0, permit kept */
   fi
 }
 
-/* ~basic_atomic_waker (AW:98-103): cancel, then the state is gone. */
+/* waker_service::destroy (the waker's destructor): take_and_abort, then the state is
+ * gone. */
 inline destroy_() {
   cancel_();
   alive = false
@@ -223,7 +241,8 @@ init {
   }
 }
 
-/* Liveness: once a wake happened while A was registered and not yet completed, A is
- * eventually completed. (Scenarios 3, 8 cancel A themselves; 5 and 6 replace it: the
- * property still holds since replacement completes A too.) */
+/* Liveness, checked in every scenario: once a wake happened while A was pending (not yet
+ * completed), A is eventually completed. In 1, 2 and 7 a wake completes A; in 3 and 8
+ * the consumer's cancel may complete it first, in 4 and 5 its replacing wait may, and in
+ * 6 A completes with the initial permit: either way A is completed. */
 ltl live { [] (waiting_since_wake -> <> (completions[OPA] > 0)) }
