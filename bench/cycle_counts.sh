@@ -20,11 +20,7 @@ strace_iters=${STRACE_ITERS:-$iters}
 mkdir -p "$out"
 
 need() {  # install a Debian package if its command is missing
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "installing $2 (for $1)" >&2
-    if [ "$(id -u)" = 0 ]; then apt-get install -y -q "$2" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "$2" >/dev/null; }
-    else sudo apt-get install -y -q "$2" >/dev/null; fi
-  fi
+  command -v "$1" >/dev/null 2>&1 || "$(dirname "${BASH_SOURCE[0]}")/../tools/require-packages" "$2"
 }
 need valgrind valgrind
 need callgrind_annotate valgrind

@@ -13,7 +13,7 @@
 #   wake_alone.png        (d) ns per wake() call vs threads
 #   data/                 raw medians (TSV) and callgrind_annotate of the asio_waker cycles
 # Takes about 6 minutes on 2 cores with the defaults. Installs valgrind, strace and
-# gnuplot-nox from Debian if they are missing.
+# gnuplot-nox from Debian if they are missing (tools/require-packages).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,13 +32,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "installing $2 (for $1)" >&2
-    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get install -y -q "$2" >/dev/null 2>&1 || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$2" >/dev/null; }
-  fi
-}
+need() { command -v "$1" >/dev/null 2>&1 || "$root/tools/require-packages" "$2"; }
 need gnuplot gnuplot-nox
 need valgrind valgrind
 need strace strace

@@ -1,9 +1,11 @@
 # cmake -P script run by the package_consumer test.
 # Inputs: SOURCE_DIR, WORK_DIR, CXX_COMPILER, GENERATOR.
-# 1. configure SOURCE_DIR (tests/examples off) into WORK_DIR/build, build,
-#    install into WORK_DIR/prefix;
-# 2. build test/find_package_consumer against the prefix (find_package) and run it;
-# 3. build it again with add_subdirectory(SOURCE_DIR) and run it.
+# 1. configure SOURCE_DIR (tests/examples off) into WORK_DIR/build and install it into
+#    WORK_DIR/prefix;
+# 2. for each flavour (boost, standalone): build test/find_package_consumer against the
+#    prefix (find_package) and with add_subdirectory(SOURCE_DIR), and run it. The
+#    standalone consumers are configured with find_package(Boost) disabled: that flavour
+#    must not need Boost. Skipped, saying so, where standalone Asio is not installed.
 foreach(v SOURCE_DIR WORK_DIR CXX_COMPILER GENERATOR)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run.cmake: ${v} not set")
@@ -26,28 +28,38 @@ file(REMOVE_RECURSE ${prefix})
 
 set(common -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Release)
 
-# 1. install
+# 1. install (header-only: nothing to build)
 step(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build ${common}
      -DASIO_WAKER_BUILD_TESTS=OFF -DASIO_WAKER_BUILD_EXAMPLES=OFF -DASIO_WAKER_BUILD_BENCH=OFF
-     -DCMAKE_INSTALL_PREFIX=${prefix})
-step(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+     -DASIO_WAKER_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${prefix})
 step(${CMAKE_COMMAND} --install ${WORK_DIR}/build)
-if(NOT EXISTS ${prefix}/lib/cmake/asio_waker/asio_wakerConfig.cmake
-   AND NOT EXISTS ${prefix}/lib64/cmake/asio_waker/asio_wakerConfig.cmake
-   AND NOT EXISTS ${prefix}/lib/x86_64-linux-gnu/cmake/asio_waker/asio_wakerConfig.cmake)
-  file(GLOB_RECURSE found ${prefix}/*Config.cmake)
-  message(FATAL_ERROR "asio_wakerConfig.cmake not installed where expected; found: ${found}")
+
+# 2. consumers
+# (step 1's configure looked for standalone Asio; find_path does not search in cmake -P)
+file(STRINGS ${WORK_DIR}/build/CMakeCache.txt standalone_asio
+     REGEX "^ASIO_WAKER_STANDALONE_ASIO_INCLUDE_DIR:")
+set(flavours boost)
+if(standalone_asio MATCHES "=(.+)$" AND NOT CMAKE_MATCH_1 MATCHES "NOTFOUND$")
+  list(APPEND flavours standalone)
+else()
+  message(STATUS "package_consumer: standalone Asio (asio.hpp) not found: standalone flavour "
+                 "SKIPPED (Debian: apt-get install libasio-dev)")
 endif()
-
-# 2. find_package from the prefix
-step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-find ${common}
-     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
-step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-find)
-step(${WORK_DIR}/consumer-find/consumer)
-
-# 3. add_subdirectory
-step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-subdir ${common}
-     -DASIO_WAKER_SOURCE_DIR=${SOURCE_DIR})
-step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-subdir)
-step(${WORK_DIR}/consumer-subdir/consumer)
-message(STATUS "package_consumer: OK")
+foreach(flavour IN LISTS flavours)
+  set(flags -DFLAVOUR=${flavour})
+  if(flavour STREQUAL "standalone")
+    list(APPEND flags -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON)
+  endif()
+  foreach(how IN ITEMS find subdir)
+    set(dir ${WORK_DIR}/consumer-${flavour}-${how})
+    if(how STREQUAL "find")
+      set(how_flags -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+    else()
+      set(how_flags -DASIO_WAKER_SOURCE_DIR=${SOURCE_DIR})
+    endif()
+    step(${CMAKE_COMMAND} -S ${consumer_src} -B ${dir} ${common} ${flags} ${how_flags})
+    step(${CMAKE_COMMAND} --build ${dir})
+    step(${dir}/consumer)
+  endforeach()
+endforeach()
+message(STATUS "package_consumer: OK (${flavours})")

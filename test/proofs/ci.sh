@@ -66,11 +66,7 @@ fi
 
 # ---- 2. spin --------------------------------------------------------------------------
 step "2. spin model checking of $SRC/waker.pml"
-if ! command -v spin >/dev/null; then
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin) >/dev/null 2>&1
-  fi
-fi
+command -v spin >/dev/null || tools/require-packages spin || true
 if ! command -v spin >/dev/null; then
   fail "spin missing: install it with: sudo apt-get install -y spin"
 else
