@@ -52,22 +52,27 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 // A non-owning, trivially copyable callable: two words, one indirect call.
-struct thunk {
+struct thunk
+{
   bool (*fn)(void*) = nullptr;
   void* obj = nullptr;
   bool operator()() const { return fn(obj); }
 };
 template <class F>
-thunk make_thunk(F& f) {
+thunk make_thunk(F& f)
+{
   return {[](void* p) -> bool {
-            if constexpr (std::is_void_v<decltype((*static_cast<F*>(p))())>) {
+            if constexpr (std::is_void_v<decltype((*static_cast<F*>(p))())>)
+            {
               (*static_cast<F*>(p))();
               return true;
-            } else {
+            }
+            else
+            {
               return static_cast<bool>((*static_cast<F*>(p))());
             }
           },
-          &f};
+    &f};
 }
 
 template <class Exec = asio::any_io_executor>
@@ -76,26 +81,29 @@ inline constexpr asio::use_awaitable_t<Exec> awaitable_token{};
 // ---------------------------------------------------------------------------
 // 1. raw_post: the producer posts a plain handler. Not an event (no coalescing),
 //    no coroutine: the cost of crossing into Asio at all.
-struct raw_post {
+struct raw_post
+{
   static constexpr const char* name = "raw_post";
   static constexpr bool plain_thread = false;
   static constexpr bool coalesces = false;
 
   explicit raw_post(asio::io_context& ctx) : ctx_(ctx) {}
-  void start(thunk on_wake, thunk parked) {
+  void start(thunk on_wake, thunk parked)
+  {
     on_wake_ = on_wake;
     parked_ = parked;
     parked_();
   }
-  void wake() {
-    asio::post(ctx_, handler{this});
-  }
+  void wake() { asio::post(ctx_, handler{this}); }
 
- private:
-  struct handler {
+private:
+  struct handler
+  {
     raw_post* self;
-    void operator()() const {
-      if (self->on_wake_()) self->parked_();
+    void operator()() const
+    {
+      if (self->on_wake_())
+        self->parked_();
     }
   };
   asio::io_context& ctx_;
@@ -108,78 +116,97 @@ struct raw_post {
 //    associated executor. Correct (no lost wake, single waiter, 1 RMW per wake and per
 //    register), but with nothing else: no cancellation, no allocator plumbing, no
 //    work counting beyond what the posted handler carries.
-class post_resume {
- public:
+class post_resume
+{
+public:
   static constexpr const char* name = "post_resume";
   static constexpr bool plain_thread = false;
   static constexpr bool coalesces = true;
 
   explicit post_resume(asio::io_context& ctx) : ex_(ctx.get_executor()) {}
-  ~post_resume() {
-    if (state_.load(std::memory_order_acquire) == waiting) slot_.destroy();
+  ~post_resume()
+  {
+    if (state_.load(std::memory_order_acquire) == waiting)
+      slot_.destroy();
   }
 
-  void start(thunk on_wake, thunk parked) {
+  void start(thunk on_wake, thunk parked)
+  {
     asio::co_spawn(ex_, loop(on_wake, parked), asio::detached);
   }
 
-  void wake() {
+  void wake()
+  {
     int s = state_.load(std::memory_order_relaxed);
-    for (;;) {
-      if (s == waiting) {
-        if (state_.compare_exchange_weak(s, empty, std::memory_order_acq_rel,
-                                         std::memory_order_relaxed)) {
+    for (;;)
+    {
+      if (s == waiting)
+      {
+        if (state_.compare_exchange_weak(
+              s, empty, std::memory_order_acq_rel, std::memory_order_relaxed))
+        {
           slot_.post_out(ex_);
           return;
         }
-      } else if (state_.compare_exchange_weak(s, notified, std::memory_order_acq_rel,
-                                              std::memory_order_relaxed)) {
-        return;  // empty -> notified, or notified -> notified (still a release RMW)
+      }
+      else if (state_.compare_exchange_weak(
+                 s, notified, std::memory_order_acq_rel, std::memory_order_relaxed))
+      {
+        return; // empty -> notified, or notified -> notified (still a release RMW)
       }
     }
   }
 
   template <class Handler>
-  void async_wait(Handler&& h) {
-    if (state_.load(std::memory_order_relaxed) == notified) {
+  void async_wait(Handler&& h)
+  {
+    if (state_.load(std::memory_order_relaxed) == notified)
+    {
       state_.exchange(empty, std::memory_order_acquire);
       post_now(std::forward<Handler>(h));
       return;
     }
     slot_.store(std::forward<Handler>(h));
     int expected = empty;
-    if (state_.compare_exchange_strong(expected, waiting, std::memory_order_acq_rel,
-                                       std::memory_order_acquire))
+    if (state_.compare_exchange_strong(
+          expected, waiting, std::memory_order_acq_rel, std::memory_order_acquire))
       return;
     // A wake arrived between the check and the registration: consume it.
     state_.exchange(empty, std::memory_order_acquire);
     slot_.post_out(ex_);
   }
 
- private:
-  asio::awaitable<void> loop(thunk on_wake, thunk parked) {
-    for (;;) {
+private:
+  asio::awaitable<void> loop(thunk on_wake, thunk parked)
+  {
+    for (;;)
+    {
       co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(error_code)>(
-          [&](auto h) {
-            async_wait(std::move(h));
-            parked();
-          },
-          awaitable_token<>);
-      if (!on_wake()) co_return;
+        [&](auto h) {
+          async_wait(std::move(h));
+          parked();
+        },
+        awaitable_token<>);
+      if (!on_wake())
+        co_return;
     }
   }
 
   template <class Handler>
-  void post_now(Handler&& h) {
+  void post_now(Handler&& h)
+  {
     auto ex = asio::get_associated_executor(h, ex_);
-    asio::post(ex, [h = std::forward<Handler>(h)]() mutable { std::move(h)(error_code{}); });
+    asio::post(
+      ex, [h = std::forward<Handler>(h)]() mutable { std::move(h)(error_code{}); });
   }
 
   // In-place, type-erased storage for one handler (no allocation).
-  class handler_slot {
-   public:
+  class handler_slot
+  {
+  public:
     template <class Handler>
-    void store(Handler&& h) {
+    void store(Handler&& h)
+    {
       using D = std::decay_t<Handler>;
       static_assert(sizeof(D) <= sizeof(buf_) && alignof(D) <= alignof(std::max_align_t));
       ::new (static_cast<void*>(buf_)) D(std::forward<Handler>(h));
@@ -195,13 +222,18 @@ class post_resume {
     void post_out(const asio::any_io_executor& dflt) { post_(*this, dflt); }
     void destroy() { destroy_(*this); }
 
-   private:
+  private:
     alignas(std::max_align_t) unsigned char buf_[128];
     void (*post_)(handler_slot&, const asio::any_io_executor&) = nullptr;
     void (*destroy_)(handler_slot&) = nullptr;
   };
 
-  enum : int { empty = 0, waiting = 1, notified = 2 };
+  enum : int
+  {
+    empty = 0,
+    waiting = 1,
+    notified = 2
+  };
   asio::any_io_executor ex_;
   std::atomic<int> state_{empty};
   handler_slot slot_;
@@ -211,39 +243,47 @@ class post_resume {
 // 3. The steady_timer idiom: a timer at time_point::max(); wake() sets an atomic flag
 //    and, if it was not set, posts a cancel() of the timer; the waiter checks the flag
 //    before parking (so an early wake is not lost) and after each timer completion.
-class timer_idiom {
- public:
+class timer_idiom
+{
+public:
   static constexpr const char* name = "timer_idiom";
   static constexpr bool plain_thread = false;
   static constexpr bool coalesces = true;
 
-  explicit timer_idiom(asio::io_context& ctx) : timer_(ctx) {
+  explicit timer_idiom(asio::io_context& ctx) : timer_(ctx)
+  {
     timer_.expires_at(asio::steady_timer::time_point::max());
   }
 
-  void start(thunk on_wake, thunk parked) {
+  void start(thunk on_wake, thunk parked)
+  {
     asio::co_spawn(timer_.get_executor(), loop(on_wake, parked), asio::detached);
   }
 
-  void wake() {
+  void wake()
+  {
     if (!flag_.exchange(true, std::memory_order_acq_rel))
       asio::post(timer_.get_executor(), [this] { timer_.cancel(); });
   }
 
- private:
-  asio::awaitable<void> loop(thunk on_wake, thunk parked) {
-    for (;;) {
-      while (!flag_.exchange(false, std::memory_order_acq_rel)) {
-        error_code ec;  // operation_aborted is the normal outcome
+private:
+  asio::awaitable<void> loop(thunk on_wake, thunk parked)
+  {
+    for (;;)
+    {
+      while (!flag_.exchange(false, std::memory_order_acq_rel))
+      {
+        error_code ec; // operation_aborted is the normal outcome
         auto tok = asio::redirect_error(awaitable_token<>, ec);
         co_await asio::async_initiate<decltype(tok), void(error_code)>(
-            [&](auto h) {
-              timer_.async_wait(std::move(h));
-              parked();
-            },
-            tok);
+          [&](auto h) {
+            timer_.async_wait(std::move(h));
+            parked();
+          },
+          tok);
       }
-      if (!on_wake()) co_return;
+      if (!on_wake())
+        co_return;
     }
   }
 
@@ -253,29 +293,34 @@ class timer_idiom {
 
 // ---------------------------------------------------------------------------
 // 4. experimental::concurrent_channel<void(error_code)>, capacity 1, wake = try_send.
-class channel {
- public:
+class channel
+{
+public:
   static constexpr const char* name = "concurrent_channel";
   static constexpr bool plain_thread = false;
   static constexpr bool coalesces = true;
 
   explicit channel(asio::io_context& ctx) : ch_(ctx, 1) {}
 
-  void start(thunk on_wake, thunk parked) {
+  void start(thunk on_wake, thunk parked)
+  {
     asio::co_spawn(ch_.get_executor(), loop(on_wake, parked), asio::detached);
   }
   void wake() { ch_.try_send(error_code{}); }
 
- private:
-  asio::awaitable<void> loop(thunk on_wake, thunk parked) {
-    for (;;) {
+private:
+  asio::awaitable<void> loop(thunk on_wake, thunk parked)
+  {
+    for (;;)
+    {
       co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(error_code)>(
-          [&](auto h) {
-            ch_.async_receive(std::move(h));
-            parked();
-          },
-          awaitable_token<>);
-      if (!on_wake()) co_return;
+        [&](auto h) {
+          ch_.async_receive(std::move(h));
+          parked();
+        },
+        awaitable_token<>);
+      if (!on_wake())
+        co_return;
     }
   }
 
@@ -284,15 +329,17 @@ class channel {
 
 // ---------------------------------------------------------------------------
 // 5. std::mutex + std::condition_variable between two plain threads (non-Asio reference).
-class condvar {
- public:
+class condvar
+{
+public:
   static constexpr const char* name = "mutex_condvar";
   static constexpr bool plain_thread = true;
   static constexpr bool coalesces = true;
 
   explicit condvar(asio::io_context&) {}
 
-  void wake() {
+  void wake()
+  {
     {
       std::lock_guard lk(m_);
       flag_ = true;
@@ -303,18 +350,22 @@ class condvar {
   // The consumer thread's loop. `parked` runs with the mutex held just before
   // cv.wait() releases it, so a producer that saw it can only set the flag once the
   // consumer sleeps (or is about to re-check the flag).
-  void consume(thunk on_wake, thunk parked) {
+  void consume(thunk on_wake, thunk parked)
+  {
     std::unique_lock lk(m_);
     parked();
-    for (;;) {
-      while (!flag_) cv_.wait(lk);
+    for (;;)
+    {
+      while (!flag_)
+        cv_.wait(lk);
       flag_ = false;
-      if (!on_wake()) return;
+      if (!on_wake())
+        return;
       parked();
     }
   }
 
- private:
+private:
   std::mutex m_;
   std::condition_variable cv_;
   bool flag_ = false;
@@ -325,15 +376,16 @@ class condvar {
 //    Coro = false: callback token (a small handler that re-arms the wait);
 //    Coro = true:  use_awaitable coroutine on CoroExec, co_spawn'ed on `spawn_on`.
 template <class WakerExec, bool Coro, class CoroExec = asio::any_io_executor>
-class atomic_waker_contender {
- public:
+class atomic_waker_contender
+{
+public:
   static constexpr bool plain_thread = false;
   static constexpr bool coalesces = true;
 
-  explicit atomic_waker_contender(asio::io_context& ctx)
-      : waker_(make_exec(ctx)) {}
+  explicit atomic_waker_contender(asio::io_context& ctx) : waker_(make_exec(ctx)) {}
 
-  void start(thunk on_wake, thunk parked) {
+  void start(thunk on_wake, thunk parked)
+  {
     on_wake_ = on_wake;
     parked_ = parked;
     if constexpr (Coro)
@@ -343,30 +395,37 @@ class atomic_waker_contender {
   }
   void wake() { waker_.wake(); }
 
- private:
-  static WakerExec make_exec(asio::io_context& ctx) {
+private:
+  static WakerExec make_exec(asio::io_context& ctx)
+  {
     if constexpr (std::is_same_v<WakerExec, asio::strand<asio::io_context::executor_type>>)
       return asio::make_strand(ctx.get_executor());
     else
       return WakerExec(ctx.get_executor());
   }
 
-  void arm() {
+  void arm()
+  {
     waker_.async_wait([this](error_code) {
-      if (on_wake_()) arm();
+      if (on_wake_())
+        arm();
     });
     parked_();
   }
 
-  asio::awaitable<void, CoroExec> loop() {
-    for (;;) {
-      co_await asio::async_initiate<const asio::use_awaitable_t<CoroExec>&, void(error_code)>(
-          [&](auto h) {
-            waker_.async_wait(std::move(h));
-            parked_();
-          },
-          awaitable_token<CoroExec>);
-      if (!on_wake_()) co_return;
+  asio::awaitable<void, CoroExec> loop()
+  {
+    for (;;)
+    {
+      co_await asio::async_initiate<const asio::use_awaitable_t<CoroExec>&,
+        void(error_code)>(
+        [&](auto h) {
+          waker_.async_wait(std::move(h));
+          parked_();
+        },
+        awaitable_token<CoroExec>);
+      if (!on_wake_())
+        co_return;
     }
   }
 
@@ -377,30 +436,36 @@ class atomic_waker_contender {
 using io_ex = asio::io_context::executor_type;
 using io_strand = asio::strand<io_ex>;
 
-struct aw_coro : atomic_waker_contender<asio::any_io_executor, true> {
+struct aw_coro : atomic_waker_contender<asio::any_io_executor, true>
+{
   static constexpr const char* name = "aw_coro_any";
   using atomic_waker_contender::atomic_waker_contender;
 };
-struct aw_coro_io : atomic_waker_contender<io_ex, true, io_ex> {
+struct aw_coro_io : atomic_waker_contender<io_ex, true, io_ex>
+{
   static constexpr const char* name = "aw_coro_ioex";
   using atomic_waker_contender::atomic_waker_contender;
 };
-struct aw_coro_strand : atomic_waker_contender<io_strand, true> {
+struct aw_coro_strand : atomic_waker_contender<io_strand, true>
+{
   static constexpr const char* name = "aw_coro_strand";
   using atomic_waker_contender::atomic_waker_contender;
 };
-struct aw_cb_io : atomic_waker_contender<io_ex, false> {
+struct aw_cb_io : atomic_waker_contender<io_ex, false>
+{
   static constexpr const char* name = "aw_cb_ioex";
   using atomic_waker_contender::atomic_waker_contender;
 };
-struct aw_cb_any : atomic_waker_contender<asio::any_io_executor, false> {
+struct aw_cb_any : atomic_waker_contender<asio::any_io_executor, false>
+{
   static constexpr const char* name = "aw_cb_any";
   using atomic_waker_contender::atomic_waker_contender;
 };
 
 // Calls f.template operator()<C>() for every contender, in table order.
 template <class F>
-void for_each_contender(F&& f) {
+void for_each_contender(F&& f)
+{
   f.template operator()<raw_post>();
   f.template operator()<post_resume>();
   f.template operator()<timer_idiom>();
@@ -413,4 +478,4 @@ void for_each_contender(F&& f) {
   f.template operator()<aw_cb_any>();
 }
 
-}  // namespace bench
+} // namespace bench

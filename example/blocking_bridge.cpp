@@ -73,7 +73,8 @@ void read_lines(line_queue& queue, int stop_fd)
     pending.append(buf, static_cast<std::size_t>(n));
 
     std::deque<std::string> complete;
-    for (std::size_t end; (end = pending.find('\n')) != std::string::npos; pending.erase(0, end + 1))
+    for (std::size_t end; (end = pending.find('\n')) != std::string::npos;
+         pending.erase(0, end + 1))
       complete.push_back(pending.substr(0, end));
     if (pending.size() > 64 * 1024) // an endless line is passed on in pieces
       complete.push_back(std::exchange(pending, {}));
@@ -175,21 +176,18 @@ int main(int argc, char* argv[])
   asio::cancellation_signal cancel;
   bool done = false;
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int)
-      {
-        if (!ec && !done)
-          cancel.emit(asio::cancellation_type::terminal);
-      });
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (!ec && !done)
+      cancel.emit(asio::cancellation_type::terminal);
+  });
 
   std::exception_ptr error;
   asio::co_spawn(io, print_lines(queue, patience),
-      asio::bind_cancellation_slot(cancel.slot(),
-        [&](std::exception_ptr e)
-        {
-          done = true;
-          error = e;
-          signals.cancel(); // nothing left to interrupt
-        }));
+    asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+      done = true;
+      error = e;
+      signals.cancel(); // nothing left to interrupt
+    }));
   io.run();
 
   // The coroutine is done: stop the reader (it may still be blocked on stdin) and join it.
@@ -200,8 +198,14 @@ int main(int argc, char* argv[])
 
   if (error)
   {
-    try { std::rethrow_exception(error); }
-    catch (std::exception& e) { std::cerr << "blocking_bridge: " << e.what() << "\n"; }
+    try
+    {
+      std::rethrow_exception(error);
+    }
+    catch (std::exception& e)
+    {
+      std::cerr << "blocking_bridge: " << e.what() << "\n";
+    }
     return 1;
   }
 }

@@ -60,12 +60,10 @@ int main()
   for (std::uint64_t n : {1'000, 10'000, 100'000, 250'000, 500'000})
   {
     job& j = jobs.emplace_back(io, n);
-    asio::post(pool,
-        [&j]
-        {
-          j.primes = count_primes_below(j.limit);
-          j.done.wake();
-        });
+    asio::post(pool, [&j] {
+      j.primes = count_primes_below(j.limit);
+      j.done.wake();
+    });
   }
 
   asio::co_spawn(io, print_results(jobs), asio::detached);

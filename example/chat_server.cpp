@@ -107,18 +107,14 @@ awaitable<void> timeout(std::chrono::steady_clock::duration d)
   co_await timer.async_wait(use_nothrow_awaitable);
 }
 
-class chat_session
-  : public chat_participant,
-    public std::enable_shared_from_this<chat_session>
+class chat_session : public chat_participant,
+                     public std::enable_shared_from_this<chat_session>
 {
 public:
   chat_session(tcp::socket socket, chat_room& room, std::chrono::milliseconds write_timeout)
-    : socket_(std::move(socket)),
-      waker_(socket_.get_executor()),
-      room_(room),
+    : socket_(std::move(socket)), waker_(socket_.get_executor()), room_(room),
       write_timeout_(write_timeout)
-  {
-  }
+  {}
 
   awaitable<void> run()
   {
@@ -156,8 +152,8 @@ private:
     std::string input;
     for (;;)
     {
-      auto [ec, n] = co_await asio::async_read_until(socket_,
-          asio::dynamic_buffer(input, max_line), '\n', use_nothrow_awaitable);
+      auto [ec, n] = co_await asio::async_read_until(
+        socket_, asio::dynamic_buffer(input, max_line), '\n', use_nothrow_awaitable);
       if (ec == asio::error::not_found)
       {
         last_words_ = "ERR line too long\n";
@@ -203,9 +199,8 @@ private:
       buffers.clear();
       for (auto& msg : batch)
         buffers.push_back(asio::buffer(msg));
-      auto result = co_await (
-          asio::async_write(socket_, buffers, use_nothrow_awaitable)
-            || timeout(write_timeout_));
+      auto result = co_await (asio::async_write(socket_, buffers, use_nothrow_awaitable)
+                              || timeout(write_timeout_));
       if (result.index() == 1 || std::get<0>(std::get<0>(result)))
         co_return;
       batch.clear();
@@ -215,15 +210,16 @@ private:
   // See offload_server.cpp: write, shut our side, drain, so the client gets the line.
   awaitable<void> send_last_line()
   {
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(last_words_),
-        use_nothrow_awaitable);
+    auto [ec, n] =
+      co_await asio::async_write(socket_, asio::buffer(last_words_), use_nothrow_awaitable);
     if (ec)
       co_return;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     char sink[4096];
     for (std::size_t total = 0; total < 1024 * 1024; total += n)
     {
-      std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(sink), use_nothrow_awaitable);
+      std::tie(ec, n) =
+        co_await socket_.async_read_some(asio::buffer(sink), use_nothrow_awaitable);
       if (ec)
         break;
     }
@@ -243,7 +239,7 @@ private:
 //------------------------------------------------------------------------------
 
 awaitable<void> listener(tcp::acceptor& acceptor, chat_room& room,
-    std::list<asio::cancellation_signal>& sessions, std::chrono::milliseconds write_timeout)
+  std::list<asio::cancellation_signal>& sessions, std::chrono::milliseconds write_timeout)
 {
   auto ex = acceptor.get_executor();
   while (acceptor.is_open())
@@ -259,12 +255,10 @@ awaitable<void> listener(tcp::acceptor& acceptor, chat_room& room,
     auto session = std::make_shared<chat_session>(std::move(socket), room, write_timeout);
     auto it = sessions.emplace(sessions.end());
     asio::co_spawn(ex, session->run(),
-        asio::bind_cancellation_slot(it->slot(),
-          [ex, &sessions, it](std::exception_ptr)
-          {
-            // co_spawn still uses the slot while it unwinds: erase the signal later.
-            asio::post(ex, [&sessions, it] { sessions.erase(it); });
-          }));
+      asio::bind_cancellation_slot(it->slot(), [ex, &sessions, it](std::exception_ptr) {
+        // co_spawn still uses the slot while it unwinds: erase the signal later.
+        asio::post(ex, [&sessions, it] { sessions.erase(it); });
+      }));
   }
 }
 
@@ -288,7 +282,8 @@ void announcer(std::stop_token stop, chat_room& room)
     if (n <= 0) // end of input: the room goes on without announcements
       return;
     pending.append(buf, static_cast<std::size_t>(n));
-    for (std::size_t end; (end = pending.find('\n')) != std::string::npos; pending.erase(0, end + 1))
+    for (std::size_t end; (end = pending.find('\n')) != std::string::npos;
+         pending.erase(0, end + 1))
       room.deliver("[server] " + pending.substr(0, end + 1));
     if (pending.size() > max_line)
       pending.clear();
@@ -325,20 +320,22 @@ int main(int argc, char* argv[])
     asio::io_context io;
     tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), port});
 
-    asio::co_spawn(io, listener(acceptor, room, sessions, write_timeout),
-        [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    asio::co_spawn(
+      io, listener(acceptor, room, sessions, write_timeout), [](std::exception_ptr e) {
+        if (e)
+          std::rethrow_exception(e);
+      });
 
-    std::jthread stdin_thread(announcer, std::ref(room)); // stopped and joined when destroyed
+    std::jthread stdin_thread(
+      announcer, std::ref(room)); // stopped and joined when destroyed
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait(
-        [&](boost::system::error_code, int)
-        {
-          stdin_thread.request_stop();
-          acceptor.close();
-          for (auto& s : sessions)
-            s.emit(asio::cancellation_type::terminal);
-        });
+    signals.async_wait([&](boost::system::error_code, int) {
+      stdin_thread.request_stop();
+      acceptor.close();
+      for (auto& s : sessions)
+        s.emit(asio::cancellation_type::terminal);
+    });
 
     // Ready, SIGTERM handling included: tell the port.
     std::cout << acceptor.local_endpoint().port() << std::endl;

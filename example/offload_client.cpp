@@ -36,7 +36,7 @@ struct stats
 };
 
 awaitable<void> connection(tcp::endpoint server, int id, std::uint64_t rounds,
-    clock_type::time_point deadline, stats& st)
+  clock_type::time_point deadline, stats& st)
 {
   tcp::socket socket(co_await asio::this_coro::executor);
   co_await socket.async_connect(server, use_awaitable);
@@ -50,8 +50,8 @@ awaitable<void> connection(tcp::endpoint server, int id, std::uint64_t rounds,
 
     auto start = clock_type::now();
     co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
-    auto n = co_await asio::async_read_until(socket,
-        asio::dynamic_buffer(input, offload::max_line + 32), '\n', use_awaitable);
+    auto n = co_await asio::async_read_until(
+      socket, asio::dynamic_buffer(input, offload::max_line + 32), '\n', use_awaitable);
     st.latencies.push_back(clock_type::now() - start);
 
     std::string expected = offload::format_reply(offload::digest(text, rounds), text);
@@ -63,7 +63,8 @@ awaitable<void> connection(tcp::endpoint server, int id, std::uint64_t rounds,
 
 int usage()
 {
-  std::cerr << "usage: offload_client --port P [--connections N] [--seconds T] [--rounds R]\n";
+  std::cerr
+    << "usage: offload_client --port P [--connections N] [--seconds T] [--rounds R]\n";
   return 2;
 }
 
@@ -94,8 +95,9 @@ int main(int argc, char* argv[])
   asio::io_context io;
   tcp::endpoint server(asio::ip::address_v4::loopback(), port);
   auto start = clock_type::now();
-  auto deadline = start + std::chrono::duration_cast<clock_type::duration>(
-      std::chrono::duration<double>(seconds));
+  auto deadline = start
+                  + std::chrono::duration_cast<clock_type::duration>(
+                    std::chrono::duration<double>(seconds));
 
   stats st;
   int failed = 0;
@@ -104,49 +106,51 @@ int main(int argc, char* argv[])
   // A server that stops answering must not hang the client.
   bool timed_out = false;
   asio::steady_timer watchdog(io, deadline + std::chrono::seconds(5));
-  watchdog.async_wait([&](boost::system::error_code ec)
-      {
-        if (!ec)
-        {
-          timed_out = true;
-          io.stop();
-        }
-      });
+  watchdog.async_wait([&](boost::system::error_code ec) {
+    if (!ec)
+    {
+      timed_out = true;
+      io.stop();
+    }
+  });
 
   for (int id = 0; id < connections; ++id)
   {
-    asio::co_spawn(io, connection(server, id, rounds, deadline, st),
-        [&](std::exception_ptr e)
+    asio::co_spawn(
+      io, connection(server, id, rounds, deadline, st), [&](std::exception_ptr e) {
+        if (e)
         {
-          if (e)
+          try
           {
-            try { std::rethrow_exception(e); }
-            catch (std::exception& ex)
-            {
-              if (failed++ < 5)
-                std::cerr << "offload_client: connection failed: " << ex.what() << "\n";
-            }
+            std::rethrow_exception(e);
           }
-          if (--running == 0)
-            watchdog.cancel();
-        });
+          catch (std::exception& ex)
+          {
+            if (failed++ < 5)
+              std::cerr << "offload_client: connection failed: " << ex.what() << "\n";
+          }
+        }
+        if (--running == 0)
+          watchdog.cancel();
+      });
   }
   io.run();
 
   std::chrono::duration<double> elapsed = clock_type::now() - start;
   auto& lat = st.latencies;
   std::sort(lat.begin(), lat.end());
-  auto us = [&](double q) -> long long
-  {
+  auto us = [&](double q) -> long long {
     if (lat.empty())
       return 0;
-    auto i = std::min(lat.size() - 1, static_cast<std::size_t>(q * static_cast<double>(lat.size())));
+    auto i = std::min(
+      lat.size() - 1, static_cast<std::size_t>(q * static_cast<double>(lat.size())));
     return std::chrono::duration_cast<std::chrono::microseconds>(lat[i]).count();
   };
   std::printf("connections %d  seconds %.2f  requests %zu  req/s %.0f  "
               "p50 %lld us  p99 %lld us  max %lld us  errors %zu\n",
-      connections, elapsed.count(), lat.size(), static_cast<double>(lat.size()) / elapsed.count(),
-      us(0.50), us(0.99), lat.empty() ? 0 : us(1.0), st.errors + static_cast<std::size_t>(failed));
+    connections, elapsed.count(), lat.size(),
+    static_cast<double>(lat.size()) / elapsed.count(), us(0.50), us(0.99),
+    lat.empty() ? 0 : us(1.0), st.errors + static_cast<std::size_t>(failed));
   std::fflush(stdout);
   if (timed_out)
     std::cerr << "offload_client: the server stopped answering\n";

@@ -67,7 +67,8 @@ inline std::optional<request> parse_request(std::string_view line)
     return std::nullopt;
   request r;
   auto [end, ec] = std::from_chars(line.data(), line.data() + space, r.rounds);
-  if (ec != std::errc{} || end != line.data() + space || r.rounds == 0 || r.rounds > max_rounds)
+  if (ec != std::errc{} || end != line.data() + space || r.rounds == 0
+      || r.rounds > max_rounds)
     return std::nullopt;
   r.text = line.substr(space + 1);
   return r;

@@ -79,13 +79,11 @@ struct timer_handoff
 
   static void complete(const std::shared_ptr<timer_handoff>& self, std::string reply)
   {
-    asio::post(self->timer.get_executor(),
-        [self, reply = std::move(reply)]() mutable
-        {
-          self->slot = std::move(reply);
-          self->done = true;
-          self->timer.cancel();
-        });
+    asio::post(self->timer.get_executor(), [self, reply = std::move(reply)]() mutable {
+      self->slot = std::move(reply);
+      self->done = true;
+      self->timer.cancel();
+    });
   }
 
   awaitable<std::string> wait()
@@ -112,12 +110,10 @@ struct channel_handoff
     self->channel.try_send(boost::system::error_code{}, std::move(reply));
   }
 
-  awaitable<std::string> wait()
-  {
-    co_return co_await channel.async_receive(use_awaitable);
-  }
+  awaitable<std::string> wait() { co_return co_await channel.async_receive(use_awaitable); }
 
-  asio::experimental::concurrent_channel<void(boost::system::error_code, std::string)> channel;
+  asio::experimental::concurrent_channel<void(boost::system::error_code, std::string)>
+    channel;
 };
 
 //------------------------------------------------------------------------------
@@ -133,29 +129,31 @@ awaitable<void> timeout(std::chrono::steady_clock::duration d)
 // shut our side, then drain what the client still sends (bounded by the caller's timeout).
 awaitable<void> send_last_line(tcp::socket& socket, std::string_view line)
 {
-  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(line), use_nothrow_awaitable);
+  auto [ec, n] =
+    co_await asio::async_write(socket, asio::buffer(line), use_nothrow_awaitable);
   if (ec)
     co_return;
   socket.shutdown(tcp::socket::shutdown_send, ec);
   char sink[4096];
   for (std::size_t total = 0; total < 1024 * 1024; total += n)
   {
-    std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(sink), use_nothrow_awaitable);
+    std::tie(ec, n) =
+      co_await socket.async_read_some(asio::buffer(sink), use_nothrow_awaitable);
     if (ec)
       break;
   }
 }
 
 template <typename Handoff>
-awaitable<void> session(tcp::socket socket, asio::thread_pool& pool,
-    std::chrono::milliseconds write_timeout)
+awaitable<void> session(
+  tcp::socket socket, asio::thread_pool& pool, std::chrono::milliseconds write_timeout)
 {
   auto handoff = std::make_shared<Handoff>(socket.get_executor());
   std::string input;
   for (;;)
   {
-    auto [ec, n] = co_await asio::async_read_until(socket,
-        asio::dynamic_buffer(input, offload::max_line), '\n', use_nothrow_awaitable);
+    auto [ec, n] = co_await asio::async_read_until(
+      socket, asio::dynamic_buffer(input, offload::max_line), '\n', use_nothrow_awaitable);
     if (ec == asio::error::not_found) // max_line bytes without a '\n'
     {
       co_await (send_last_line(socket, offload::line_too_long) || timeout(1s));
@@ -167,12 +165,11 @@ awaitable<void> session(tcp::socket socket, asio::thread_pool& pool,
     std::string reply;
     if (auto request = offload::parse_request(std::string_view(input).substr(0, n - 1)))
     {
-      asio::post(pool,
-          [handoff, request = std::move(*request)]
-          {
-            Handoff::complete(handoff,
-                offload::format_reply(offload::digest(request.text, request.rounds), request.text));
-          });
+      asio::post(pool, [handoff, request = std::move(*request)] {
+        Handoff::complete(
+          handoff, offload::format_reply(
+                     offload::digest(request.text, request.rounds), request.text));
+      });
       reply = co_await handoff->wait();
     }
     else
@@ -183,9 +180,9 @@ awaitable<void> session(tcp::socket socket, asio::thread_pool& pool,
 
     // A client that sends requests but never reads its replies would hold this
     // session (and its buffers) forever: give each write a deadline.
-    auto result = co_await (
-        asio::async_write(socket, asio::buffer(reply), use_nothrow_awaitable)
-          || timeout(write_timeout));
+    auto result =
+      co_await (asio::async_write(socket, asio::buffer(reply), use_nothrow_awaitable)
+                || timeout(write_timeout));
     if (result.index() == 1 || std::get<0>(std::get<0>(result)))
       co_return;
   }
@@ -195,7 +192,7 @@ awaitable<void> session(tcp::socket socket, asio::thread_pool& pool,
 // own, kept in `sessions` so that stopping the server can cancel whatever it awaits.
 template <typename Handoff>
 awaitable<void> listener(tcp::acceptor& acceptor, asio::thread_pool& pool,
-    std::list<asio::cancellation_signal>& sessions, std::chrono::milliseconds write_timeout)
+  std::list<asio::cancellation_signal>& sessions, std::chrono::milliseconds write_timeout)
 {
   auto ex = acceptor.get_executor();
   while (acceptor.is_open())
@@ -210,12 +207,10 @@ awaitable<void> listener(tcp::acceptor& acceptor, asio::thread_pool& pool,
     }
     auto it = sessions.emplace(sessions.end());
     asio::co_spawn(ex, session<Handoff>(std::move(socket), pool, write_timeout),
-        asio::bind_cancellation_slot(it->slot(),
-          [ex, &sessions, it](std::exception_ptr)
-          {
-            // co_spawn still uses the slot while it unwinds: erase the signal later.
-            asio::post(ex, [&sessions, it] { sessions.erase(it); });
-          }));
+      asio::bind_cancellation_slot(it->slot(), [ex, &sessions, it](std::exception_ptr) {
+        // co_spawn still uses the slot while it unwinds: erase the signal later.
+        asio::post(ex, [&sessions, it] { sessions.erase(it); });
+      }));
   }
 }
 
@@ -255,24 +250,29 @@ int main(int argc, char* argv[])
     asio::io_context io;
     tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), port});
 
-    asio::thread_pool pool(threads); // joined or destroyed before io: its jobs wake io's coroutines
+    asio::thread_pool pool(
+      threads); // joined or destroyed before io: its jobs wake io's coroutines
 
-    auto rethrow = [](std::exception_ptr e) { if (e) std::rethrow_exception(e); };
+    auto rethrow = [](std::exception_ptr e) {
+      if (e)
+        std::rethrow_exception(e);
+    };
     if (handoff == "waker")
-      asio::co_spawn(io, listener<waker_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
+      asio::co_spawn(
+        io, listener<waker_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
     else if (handoff == "timer")
-      asio::co_spawn(io, listener<timer_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
+      asio::co_spawn(
+        io, listener<timer_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
     else
-      asio::co_spawn(io, listener<channel_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
+      asio::co_spawn(
+        io, listener<channel_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait(
-        [&](boost::system::error_code, int)
-        {
-          acceptor.close();
-          for (auto& s : sessions)
-            s.emit(asio::cancellation_type::terminal);
-        });
+    signals.async_wait([&](boost::system::error_code, int) {
+      acceptor.close();
+      for (auto& s : sessions)
+        s.emit(asio::cancellation_type::terminal);
+    });
 
     // Ready, SIGTERM handling included: tell the port.
     std::cout << acceptor.local_endpoint().port() << std::endl;

@@ -49,12 +49,10 @@ struct session_handle
 struct server
 {
   server(asio::io_context& io, unsigned short port, unsigned threads,
-      std::chrono::milliseconds write_timeout)
-    : acceptor(io, {asio::ip::address_v4::loopback(), port}),
-      pool(threads),
+    std::chrono::milliseconds write_timeout)
+    : acceptor(io, {asio::ip::address_v4::loopback(), port}), pool(threads),
       write_timeout(write_timeout)
-  {
-  }
+  {}
 
   void listen(asio::yield_context yield)
   {
@@ -69,12 +67,14 @@ struct server
         asio::steady_timer(acceptor.get_executor(), 100ms).async_wait(yield[ec]);
         continue;
       }
-      asio::spawn(acceptor.get_executor(),
-          [this, socket = std::move(socket)](asio::yield_context yield) mutable
-          {
-            session(std::move(socket), yield);
-          },
-          [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+      asio::spawn(
+        acceptor.get_executor(),
+        [this, socket = std::move(socket)](
+          asio::yield_context yield) mutable { session(std::move(socket), yield); },
+        [](std::exception_ptr e) {
+          if (e)
+            std::rethrow_exception(e);
+        });
     }
   }
 
@@ -94,18 +94,20 @@ struct server
 
     // Closes the socket unless disarmed (cancelled) before `timeout` has passed.
     asio::steady_timer deadline(socket->get_executor());
-    auto arm = [&](std::chrono::steady_clock::duration timeout)
-    {
+    auto arm = [&](std::chrono::steady_clock::duration timeout) {
       deadline.expires_after(timeout);
-      deadline.async_wait([socket](boost::system::error_code e) { if (!e) socket->close(); });
+      deadline.async_wait([socket](boost::system::error_code e) {
+        if (!e)
+          socket->close();
+      });
     };
 
     std::string input;
     boost::system::error_code ec;
     while (!stopping)
     {
-      std::size_t n = asio::async_read_until(*socket,
-          asio::dynamic_buffer(input, offload::max_line), '\n', yield[ec]);
+      std::size_t n = asio::async_read_until(
+        *socket, asio::dynamic_buffer(input, offload::max_line), '\n', yield[ec]);
       if (ec == asio::error::not_found) // max_line bytes without a '\n'
       {
         // Write the error, shut our side, and drain what the client still sends
@@ -125,13 +127,11 @@ struct server
       std::string reply;
       if (auto request = offload::parse_request(std::string_view(input).substr(0, n - 1)))
       {
-        asio::post(pool,
-            [shared, request = std::move(*request)]
-            {
-              shared->reply = offload::format_reply(
-                  offload::digest(request.text, request.rounds), request.text);
-              shared->waker.wake();
-            });
+        asio::post(pool, [shared, request = std::move(*request)] {
+          shared->reply = offload::format_reply(
+            offload::digest(request.text, request.rounds), request.text);
+          shared->waker.wake();
+        });
         shared->waker.async_wait(yield[ec]);
         if (ec) // operation_aborted: the server is stopping
           return;
@@ -200,8 +200,12 @@ int main(int argc, char* argv[])
     asio::io_context io;
     server s(io, port, threads, write_timeout);
 
-    asio::spawn(io, [&](asio::yield_context yield) { s.listen(yield); },
-        [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    asio::spawn(
+      io, [&](asio::yield_context yield) { s.listen(yield); },
+      [](std::exception_ptr e) {
+        if (e)
+          std::rethrow_exception(e);
+      });
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) { s.stop(); });

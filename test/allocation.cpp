@@ -17,14 +17,14 @@
 #include <cstdlib>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-# define ASIO_WAKER_TEST_COUNTS_MALLOC 0
+#define ASIO_WAKER_TEST_COUNTS_MALLOC 0
 #elif defined(__has_feature)
-# if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#  define ASIO_WAKER_TEST_COUNTS_MALLOC 0
-# endif
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define ASIO_WAKER_TEST_COUNTS_MALLOC 0
+#endif
 #endif
 #ifndef ASIO_WAKER_TEST_COUNTS_MALLOC
-# define ASIO_WAKER_TEST_COUNTS_MALLOC 1
+#define ASIO_WAKER_TEST_COUNTS_MALLOC 1
 #endif
 
 namespace {
@@ -44,11 +44,31 @@ void* __libc_calloc(std::size_t, std::size_t);
 void* __libc_realloc(void*, std::size_t);
 void* __libc_memalign(std::size_t, std::size_t);
 
-void* malloc(std::size_t n) { count(); return __libc_malloc(n); }
-void* calloc(std::size_t n, std::size_t m) { count(); return __libc_calloc(n, m); }
-void* realloc(void* p, std::size_t n) { count(); return __libc_realloc(p, n); }
-void* aligned_alloc(std::size_t a, std::size_t n) { count(); return __libc_memalign(a, n); }
-void* memalign(std::size_t a, std::size_t n) { count(); return __libc_memalign(a, n); }
+void* malloc(std::size_t n)
+{
+  count();
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t n, std::size_t m)
+{
+  count();
+  return __libc_calloc(n, m);
+}
+void* realloc(void* p, std::size_t n)
+{
+  count();
+  return __libc_realloc(p, n);
+}
+void* aligned_alloc(std::size_t a, std::size_t n)
+{
+  count();
+  return __libc_memalign(a, n);
+}
+void* memalign(std::size_t a, std::size_t n)
+{
+  count();
+  return __libc_memalign(a, n);
+}
 int posix_memalign(void** p, std::size_t a, std::size_t n)
 {
   count();
@@ -64,7 +84,8 @@ using asio_waker::atomic_waker;
 #if ASIO_WAKER_TEST_COUNTS_MALLOC
 BOOST_AUTO_TEST_SUITE(allocations, *suite_timeout())
 #else
-BOOST_AUTO_TEST_SUITE(allocations, *suite_timeout() * skipped_because("a sanitizer owns malloc"))
+BOOST_AUTO_TEST_SUITE(
+  allocations, *suite_timeout() * skipped_because("a sanitizer owns malloc"))
 #endif
 
 BOOST_AUTO_TEST_CASE(steady_state_cycle_allocates_nothing)
@@ -73,16 +94,19 @@ BOOST_AUTO_TEST_CASE(steady_state_cycle_allocates_nothing)
   asio::io_context ctx;
   atomic_waker w(ctx);
   long before = 0, after = 0;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < warmup + measured; ++i)
-    {
-      if (i == warmup)
-        before = all_allocations.load();
-      w.wake();
-      co_await w.async_wait(asio::use_awaitable); // consumes the permit
-    }
-    after = all_allocations.load();
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      for (int i = 0; i < warmup + measured; ++i)
+      {
+        if (i == warmup)
+          before = all_allocations.load();
+        w.wake();
+        co_await w.async_wait(asio::use_awaitable); // consumes the permit
+      }
+      after = all_allocations.load();
+    },
+    asio::detached);
   run_all(ctx);
   BOOST_TEST_MESSAGE("allocations in " << measured << " permit cycles: " << after - before);
   BOOST_TEST(after - before == 0);
@@ -95,26 +119,32 @@ BOOST_AUTO_TEST_CASE(parked_cycle_allocates_nothing)
   asio::io_context ctx;
   atomic_waker ping(ctx), pong(ctx);
   long before = 0, after = 0;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    // One round more than its peer, so that it finishes (and Asio posts its
-    // completion) after the measurement.
-    for (int i = 0; i <= warmup + measured; ++i)
-    {
-      co_await ping.async_wait(asio::use_awaitable);
-      pong.wake();
-    }
-  }, asio::detached);
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < warmup + measured; ++i)
-    {
-      if (i == warmup)
-        before = all_allocations.load();
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      // One round more than its peer, so that it finishes (and Asio posts its
+      // completion) after the measurement.
+      for (int i = 0; i <= warmup + measured; ++i)
+      {
+        co_await ping.async_wait(asio::use_awaitable);
+        pong.wake();
+      }
+    },
+    asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      for (int i = 0; i < warmup + measured; ++i)
+      {
+        if (i == warmup)
+          before = all_allocations.load();
+        ping.wake();
+        co_await pong.async_wait(asio::use_awaitable);
+      }
+      after = all_allocations.load();
       ping.wake();
-      co_await pong.async_wait(asio::use_awaitable);
-    }
-    after = all_allocations.load();
-    ping.wake();
-  }, asio::detached);
+    },
+    asio::detached);
   run_all(ctx);
   BOOST_TEST_MESSAGE("allocations in " << measured << " parked cycles: " << after - before);
   BOOST_TEST(after - before == 0);
@@ -149,19 +179,23 @@ BOOST_AUTO_TEST_CASE(wake_from_a_foreign_thread_allocates_nothing)
   // scheduler itself.
   asio::io_context ctx;
   atomic_waker w(ctx);
-  asio_waker::basic_atomic_waker<asio::io_context::executor_type> native(ctx.get_executor());
+  asio_waker::basic_atomic_waker<asio::io_context::executor_type> native(
+    ctx.get_executor());
   constexpr int rounds = 500;
   std::atomic<int> turn{0};
   long producer_allocations = -1;
 
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < rounds; ++i)
-    {
-      co_await w.async_wait(asio::use_awaitable);
-      co_await native.async_wait(asio::use_awaitable);
-      turn.store(i + 1, std::memory_order_release);
-    }
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      for (int i = 0; i < rounds; ++i)
+      {
+        co_await w.async_wait(asio::use_awaitable);
+        co_await native.async_wait(asio::use_awaitable);
+        turn.store(i + 1, std::memory_order_release);
+      }
+    },
+    asio::detached);
 
   std::thread producer([&] {
     for (int i = 0; i < rounds; ++i)

@@ -38,9 +38,18 @@ void check_slot_cancels(asio::cancellation_type type)
 
 BOOST_AUTO_TEST_SUITE(slots, *suite_timeout())
 
-BOOST_AUTO_TEST_CASE(terminal) { check_slot_cancels(asio::cancellation_type::terminal); }
-BOOST_AUTO_TEST_CASE(partial) { check_slot_cancels(asio::cancellation_type::partial); }
-BOOST_AUTO_TEST_CASE(total) { check_slot_cancels(asio::cancellation_type::total); }
+BOOST_AUTO_TEST_CASE(terminal)
+{
+  check_slot_cancels(asio::cancellation_type::terminal);
+}
+BOOST_AUTO_TEST_CASE(partial)
+{
+  check_slot_cancels(asio::cancellation_type::partial);
+}
+BOOST_AUTO_TEST_CASE(total)
+{
+  check_slot_cancels(asio::cancellation_type::total);
+}
 
 BOOST_AUTO_TEST_CASE(type_none_is_ignored)
 {
@@ -118,7 +127,7 @@ BOOST_AUTO_TEST_CASE(slot_emitted_after_the_waker_is_destroyed_is_ignored)
   {
     auto w = std::make_unique<atomic_waker>(ctx);
     w->async_wait(asio::bind_cancellation_slot(sig.slot(), record(o)));
-  } // aborted: queued, its slot handler still installed
+  }                        // aborted: queued, its slot handler still installed
   atomic_waker other(ctx); // may well reuse the destroyed waker's memory
   outcome other_outcome;
   other.async_wait(record(other_outcome));
@@ -144,7 +153,7 @@ BOOST_AUTO_TEST_CASE(slot_emitted_after_the_context_is_destroyed_is_ignored)
   } // the waker, then the context and its waker service, are gone
   BOOST_TEST(o.calls == 1);
   sig.emit(asio::cancellation_type::terminal); // must touch neither (ASan checks)
-  asio::io_context other; // may reuse the destroyed service's memory
+  asio::io_context other;                      // may reuse the destroyed service's memory
   atomic_waker w2(other);
   outcome o2;
   w2.async_wait(record(o2));
@@ -181,15 +190,19 @@ BOOST_AUTO_TEST_CASE(timer_wins_an_awaitable_or)
   asio::io_context ctx;
   atomic_waker w(ctx);
   int timeouts = 0, wakes = 0;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    asio::steady_timer t(ctx, 10ms);
-    auto r = co_await (w.async_wait(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
-    (r.index() == 0 ? wakes : timeouts)++;
-    // The waker still works after its wait was cancelled by the operator.
-    w.wake();
-    co_await w.async_wait(asio::use_awaitable);
-    ++wakes;
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(ctx, 10ms);
+      auto r =
+        co_await (w.async_wait(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+      (r.index() == 0 ? wakes : timeouts)++;
+      // The waker still works after its wait was cancelled by the operator.
+      w.wake();
+      co_await w.async_wait(asio::use_awaitable);
+      ++wakes;
+    },
+    asio::detached);
   run_all(ctx);
   BOOST_TEST(timeouts == 1);
   BOOST_TEST(wakes == 1);
@@ -201,12 +214,19 @@ BOOST_AUTO_TEST_CASE(wake_wins_an_awaitable_or)
   asio::io_context ctx;
   atomic_waker w(ctx);
   int index = -1;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    asio::steady_timer t(ctx, std::chrono::hours(1));
-    auto r = co_await (w.async_wait(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
-    index = static_cast<int>(r.index());
-  }, asio::detached);
-  std::thread producer([&] { std::this_thread::sleep_for(10ms); w.wake(); });
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(ctx, std::chrono::hours(1));
+      auto r =
+        co_await (w.async_wait(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+      index = static_cast<int>(r.index());
+    },
+    asio::detached);
+  std::thread producer([&] {
+    std::this_thread::sleep_for(10ms);
+    w.wake();
+  });
   run_all(ctx);
   producer.join();
   BOOST_TEST(index == 0);
@@ -230,7 +250,8 @@ BOOST_AUTO_TEST_CASE(cancel_racing_wake_has_exactly_one_outcome)
     w.async_wait(record(o));
     std::atomic<bool> go{false};
     std::thread producer([&] {
-      while (!go.load(std::memory_order_acquire)) {}
+      while (!go.load(std::memory_order_acquire))
+      {}
       w.wake();
     });
     go.store(true, std::memory_order_release);

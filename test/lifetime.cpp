@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(destroys_a_parked_handler_without_invoking_it)
     w.async_wait([&invoked, t = probe.make()](error_code) { invoked = true; });
     ctx.shutdown(); // the waker service destroys the parked wait
     BOOST_TEST(*probe.destroyed == 1);
-    w.wake();       // a permit, harmlessly
+    w.wake(); // a permit, harmlessly
     BOOST_TEST(w.cancel() == 0u);
   }
   BOOST_TEST(!invoked);
@@ -114,15 +114,18 @@ BOOST_AUTO_TEST_CASE(destroys_a_coroutine_that_owns_its_waker)
   bool resumed = false;
   {
     asio::io_context ctx;
-    asio::co_spawn(ctx, [&, t = probe.make()]() -> asio::awaitable<void> {
-      atomic_waker w(co_await asio::this_coro::executor);
-      co_await w.async_wait(asio::use_awaitable);
-      resumed = true;
-    }, asio::detached);
+    asio::co_spawn(
+      ctx,
+      [&, t = probe.make()]() -> asio::awaitable<void> {
+        atomic_waker w(co_await asio::this_coro::executor);
+        co_await w.async_wait(asio::use_awaitable);
+        resumed = true;
+      },
+      asio::detached);
     ctx.run_for(settle_time);
     BOOST_TEST(!ctx.stopped()); // parked
   } // ~io_context: the service destroys the parked wait, which destroys the
-    // coroutine frame, which destroys the waker (unlinking it from the service).
+  // coroutine frame, which destroys the waker (unlinking it from the service).
   BOOST_TEST(!resumed);
   BOOST_TEST(*probe.destroyed == 1);
 }
@@ -133,11 +136,14 @@ BOOST_AUTO_TEST_CASE(thread_pool_stop_destroys_a_parked_coroutine)
   std::atomic<bool> resumed{false};
   {
     asio::thread_pool pool(1);
-    asio::co_spawn(pool, [&, t = probe.make()]() -> asio::awaitable<void> {
-      atomic_waker w(co_await asio::this_coro::executor);
-      co_await w.async_wait(asio::use_awaitable);
-      resumed = true;
-    }, asio::detached);
+    asio::co_spawn(
+      pool,
+      [&, t = probe.make()]() -> asio::awaitable<void> {
+        atomic_waker w(co_await asio::this_coro::executor);
+        co_await w.async_wait(asio::use_awaitable);
+        resumed = true;
+      },
+      asio::detached);
     std::this_thread::sleep_for(20ms);
     pool.stop();
     pool.join();
@@ -151,10 +157,13 @@ BOOST_AUTO_TEST_CASE(wake_after_stop_is_harmless)
   destruction_probe probe;
   {
     asio::io_context ctx;
-    asio::co_spawn(ctx, [&, t = probe.make()]() -> asio::awaitable<void> {
-      atomic_waker w(co_await asio::this_coro::executor);
-      co_await w.async_wait(asio::use_awaitable);
-    }, asio::detached);
+    asio::co_spawn(
+      ctx,
+      [&, t = probe.make()]() -> asio::awaitable<void> {
+        atomic_waker w(co_await asio::this_coro::executor);
+        co_await w.async_wait(asio::use_awaitable);
+      },
+      asio::detached);
     atomic_waker other(ctx);
     ctx.run_for(settle_time);
     ctx.stop();

@@ -296,9 +296,9 @@ BOOST_AUTO_TEST_CASE(a_throwing_async_wait_leaves_the_waker_unchanged)
   // With a wait pending: it stays pending.
   outcome pending;
   w.async_wait(record(pending));
-  BOOST_CHECK_THROW(
-      w.async_wait(asio::bind_allocator(counting_allocator<void>(&failing), [](error_code) {})),
-      std::bad_alloc);
+  BOOST_CHECK_THROW(w.async_wait(asio::bind_allocator(
+                      counting_allocator<void>(&failing), [](error_code) {})),
+    std::bad_alloc);
   expect_still_pending(ctx, pending);
   w.wake();
   run_all(ctx);
@@ -307,9 +307,9 @@ BOOST_AUTO_TEST_CASE(a_throwing_async_wait_leaves_the_waker_unchanged)
 
   // With a permit stored: it stays stored.
   w.wake();
-  BOOST_CHECK_THROW(
-      w.async_wait(asio::bind_allocator(counting_allocator<void>(&failing), [](error_code) {})),
-      std::bad_alloc);
+  BOOST_CHECK_THROW(w.async_wait(asio::bind_allocator(
+                      counting_allocator<void>(&failing), [](error_code) {})),
+    std::bad_alloc);
   outcome later;
   w.async_wait(record(later));
   run_all(ctx);

@@ -5,7 +5,7 @@
 //
 
 #define ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF
-#define BOOST_TEST_MODULE asio_waker semantics (portable hand-off)
+#define BOOST_TEST_MODULE asio_waker semantics(portable hand - off)
 
 // g++ takes the included .cpp for a header and then warns (-Wsubobject-linkage) about
 // coroutine frames holding types of the test cases; harmless in one translation unit.

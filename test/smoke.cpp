@@ -110,22 +110,22 @@ BOOST_AUTO_TEST_CASE(spawn_yield_context_runs)
   asio::io_context ctx;
   int steps = 0;
   asio::spawn(
-      ctx,
-      [&](asio::yield_context yield) {
-        asio::steady_timer t(ctx);
-        for (int i = 0; i < 3; ++i)
-        {
-          t.expires_after(std::chrono::milliseconds(1));
-          error_code ec;
-          t.async_wait(yield[ec]);
-          BOOST_TEST(!ec);
-          ++steps;
-        }
-      },
-      [](std::exception_ptr e) {
-        if (e)
-          std::rethrow_exception(e);
-      });
+    ctx,
+    [&](asio::yield_context yield) {
+      asio::steady_timer t(ctx);
+      for (int i = 0; i < 3; ++i)
+      {
+        t.expires_after(std::chrono::milliseconds(1));
+        error_code ec;
+        t.async_wait(yield[ec]);
+        BOOST_TEST(!ec);
+        ++steps;
+      }
+    },
+    [](std::exception_ptr e) {
+      if (e)
+        std::rethrow_exception(e);
+    });
   run_all(ctx);
   BOOST_TEST(steps == 3);
 }
@@ -137,22 +137,22 @@ BOOST_AUTO_TEST_CASE(spawn_exception_unwinds)
   asio::io_context ctx;
   bool caught = false;
   asio::spawn(
-      ctx,
-      [&](asio::yield_context yield) {
-        asio::post(ctx, yield);
-        throw std::runtime_error("boom");
-      },
-      [&](std::exception_ptr e) {
-        try
-        {
-          if (e)
-            std::rethrow_exception(e);
-        }
-        catch (const std::runtime_error&)
-        {
-          caught = true;
-        }
-      });
+    ctx,
+    [&](asio::yield_context yield) {
+      asio::post(ctx, yield);
+      throw std::runtime_error("boom");
+    },
+    [&](std::exception_ptr e) {
+      try
+      {
+        if (e)
+          std::rethrow_exception(e);
+      }
+      catch (const std::runtime_error&)
+      {
+        caught = true;
+      }
+    });
   run_all(ctx);
   BOOST_TEST(caught);
 }
@@ -166,13 +166,13 @@ BOOST_AUTO_TEST_CASE(spawn_on_several_threads)
   for (int i = 0; i < 8; ++i)
   {
     asio::spawn(
-        ctx,
-        [&](asio::yield_context yield) {
-          for (int j = 0; j < 20; ++j)
-            asio::post(ctx, yield);
-          done.fetch_add(1, std::memory_order_relaxed);
-        },
-        asio::detached);
+      ctx,
+      [&](asio::yield_context yield) {
+        for (int j = 0; j < 20; ++j)
+          asio::post(ctx, yield);
+        done.fetch_add(1, std::memory_order_relaxed);
+      },
+      asio::detached);
   }
   std::vector<std::thread> threads;
   for (int i = 0; i < 3; ++i)
@@ -185,10 +185,9 @@ BOOST_AUTO_TEST_CASE(spawn_on_several_threads)
 #else
 
 // Boost.Asio only: spawn and yield_context are built on Boost.Context.
-BOOST_AUTO_TEST_CASE(spawn_yield_context_runs,
-    *skipped_because("needs Boost.Context (Boost.Asio only)"))
-{
-}
+BOOST_AUTO_TEST_CASE(
+  spawn_yield_context_runs, *skipped_because("needs Boost.Context (Boost.Asio only)"))
+{}
 
 #endif
 

@@ -118,7 +118,10 @@ inline constexpr std::chrono::milliseconds settle_time{20};
 /// Boost.Test decorator for a suite: a limit on the suite's *accumulated* time (each
 /// case runs under what the suite has left). Below ctest's per-executable TIMEOUT, so a
 /// hang is reported with the suite's name before ctest kills the process.
-inline auto suite_timeout() { return boost::unit_test::timeout(120); }
+inline auto suite_timeout()
+{
+  return boost::unit_test::timeout(120);
+}
 
 /// Runs `ctx` until it runs out of work; fails the test if it still has work after
 /// the watchdog period.
@@ -127,7 +130,7 @@ inline void run_all(asio::io_context& ctx)
   ctx.restart();
   ctx.run_for(watchdog);
   BOOST_REQUIRE_MESSAGE(ctx.stopped(),
-      "watchdog: io_context still had work after " << watchdog.count() << " s");
+    "watchdog: io_context still had work after " << watchdog.count() << " s");
 }
 
 /// Spins (yielding) until `done()` holds or the watchdog period ends; returns whether
@@ -157,21 +160,24 @@ struct outcome
 /// A callback handler recording into an outcome.
 inline auto record(outcome& o)
 {
-  return [&o](error_code ec) { ++o.calls; o.ec = ec; };
+  return [&o](error_code ec) {
+    ++o.calls;
+    o.ec = ec;
+  };
 }
 
 /// Runs `ctx` for settle_time and checks that the wait recorded by `o` is still
 /// pending: its handler has not run, and the context still has work (a pending wait is
 /// outstanding work). A failure names the caller's line.
 inline void expect_still_pending(asio::io_context& ctx, const outcome& o,
-    int line = __builtin_LINE(), const char* file = __builtin_FILE())
+  int line = __builtin_LINE(), const char* file = __builtin_FILE())
 {
   ctx.restart();
   ctx.run_for(settle_time);
   BOOST_TEST_CONTEXT("expect_still_pending at " << file << ":" << line)
   {
-    BOOST_TEST(o.calls == 0, "the handler ran " << o.calls << " time(s), last with \""
-        << o.ec.message() << "\"");
+    BOOST_TEST(o.calls == 0,
+      "the handler ran " << o.calls << " time(s), last with \"" << o.ec.message() << "\"");
     BOOST_TEST(!ctx.stopped(), "the context ran out of work");
   }
 }
@@ -232,8 +238,7 @@ struct counting_allocator
   explicit counting_allocator(alloc_stats* s) noexcept : stats(s) {}
   template <typename U>
   counting_allocator(const counting_allocator<U>& o) noexcept : stats(o.stats)
-  {
-  }
+  {}
 
   T* allocate(std::size_t n)
   {
@@ -332,8 +337,7 @@ private:
     F f;
     template <typename G>
     explicit task(G&& g) : f(std::forward<G>(g))
-    {
-    }
+    {}
     void run() override { f(); }
   };
 
@@ -396,8 +400,14 @@ public:
   {
     return asio::execution::blocking.never;
   }
-  std_executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
-  std_executor require(asio::execution::blocking_t::possibly_t) const noexcept { return *this; }
+  std_executor require(asio::execution::blocking_t::never_t) const noexcept
+  {
+    return *this;
+  }
+  std_executor require(asio::execution::blocking_t::possibly_t) const noexcept
+  {
+    return *this;
+  }
 
   template <typename F>
   void execute(F&& f) const

@@ -22,20 +22,23 @@ BOOST_AUTO_TEST_CASE(plain_data_written_before_wake_is_seen_by_the_handler)
   constexpr int rounds = 2000;
   asio::io_context ctx;
   atomic_waker w(ctx);
-  long payload = -1;           // plain, not atomic
+  long payload = -1; // plain, not atomic
   std::atomic<int> ack{0};
   std::atomic<bool> producer_timed_out{false};
   int mismatches = 0;
 
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    for (int i = 1; i <= rounds; ++i)
-    {
-      co_await w.async_wait(asio::use_awaitable);
-      if (payload != i)
-        ++mismatches;
-      ack.store(i, std::memory_order_release);
-    }
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      for (int i = 1; i <= rounds; ++i)
+      {
+        co_await w.async_wait(asio::use_awaitable);
+        if (payload != i)
+          ++mismatches;
+        ack.store(i, std::memory_order_release);
+      }
+    },
+    asio::detached);
 
   std::thread producer([&] {
     for (int i = 1; i <= rounds; ++i)
@@ -69,21 +72,24 @@ BOOST_AUTO_TEST_CASE(refreshed_permits_publish_every_producer)
   std::atomic<bool> producer_timed_out{false};
   int mismatches = 0;
 
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    for (int r = 1; r <= rounds; ++r)
-    {
-      while (woken.load(std::memory_order_relaxed) < producers * r)
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      for (int r = 1; r <= rounds; ++r)
+      {
+        while (woken.load(std::memory_order_relaxed) < producers * r)
+          co_await w.async_wait(asio::use_awaitable);
+        // Every producer's wake has returned: its RMW is in the word's modification
+        // order, so the permit consumed below was set or refreshed after all of them.
+        w.wake();
         co_await w.async_wait(asio::use_awaitable);
-      // Every producer's wake has returned: its RMW is in the word's modification
-      // order, so the permit consumed below was set or refreshed after all of them.
-      w.wake();
-      co_await w.async_wait(asio::use_awaitable);
-      for (long v : slot)
-        if (v != r)
-          ++mismatches;
-      ack.store(r, std::memory_order_release);
-    }
-  }, asio::detached);
+        for (long v : slot)
+          if (v != r)
+            ++mismatches;
+        ack.store(r, std::memory_order_release);
+      }
+    },
+    asio::detached);
 
   std::vector<std::thread> threads;
   for (int p = 0; p < producers; ++p)
@@ -129,15 +135,19 @@ BOOST_AUTO_TEST_CASE(many_producers_no_lost_wake)
   std::atomic<bool> stop{false};
   long completions = 0, errors = 0;
 
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    while (!stop.load(std::memory_order_relaxed))
-    {
-      auto [ec] = co_await w.async_wait(as_tuple(asio::use_awaitable));
-      ec ? ++errors : ++completions;
-      if (finished.load(std::memory_order_acquire) == producers)
-        stop = true; // every producer is done (a last wake still to come just sets a permit)
-    }
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      while (!stop.load(std::memory_order_relaxed))
+      {
+        auto [ec] = co_await w.async_wait(as_tuple(asio::use_awaitable));
+        ec ? ++errors : ++completions;
+        if (finished.load(std::memory_order_acquire) == producers)
+          stop =
+            true; // every producer is done (a last wake still to come just sets a permit)
+      }
+    },
+    asio::detached);
 
   std::vector<std::thread> threads;
   for (int p = 0; p < producers; ++p)
@@ -171,18 +181,22 @@ BOOST_AUTO_TEST_CASE(thread_pool_consumer_with_cancel_and_replace)
     while (!done.load(std::memory_order_acquire))
       w.wake();
   });
-  asio::co_spawn(strand, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < rounds; ++i)
-    {
-      if (i % 3 == 1)
-        asio::post(strand, [&] { w.cancel(); });
-      if (i % 5 == 2)
-        w.async_wait([&](error_code ec) { ec ? ++aborts : ++successes; }); // replaced below
-      auto [ec] = co_await w.async_wait(as_tuple(asio::use_awaitable));
-      ec ? ++aborts : ++successes;
-    }
-    done = true;
-  }, asio::detached);
+  asio::co_spawn(
+    strand,
+    [&]() -> asio::awaitable<void> {
+      for (int i = 0; i < rounds; ++i)
+      {
+        if (i % 3 == 1)
+          asio::post(strand, [&] { w.cancel(); });
+        if (i % 5 == 2)
+          w.async_wait(
+            [&](error_code ec) { ec ? ++aborts : ++successes; }); // replaced below
+        auto [ec] = co_await w.async_wait(as_tuple(asio::use_awaitable));
+        ec ? ++aborts : ++successes;
+      }
+      done = true;
+    },
+    asio::detached);
   const bool finished = spin_until([&] { return done.load(); });
   done = true;
   producer.join();

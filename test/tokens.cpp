@@ -20,9 +20,11 @@ struct foreign_waker
 {
   std::thread thread;
   explicit foreign_waker(atomic_waker& w)
-    : thread([&w] { std::this_thread::sleep_for(5ms); w.wake(); })
-  {
-  }
+    : thread([&w] {
+        std::this_thread::sleep_for(5ms);
+        w.wake();
+      })
+  {}
   ~foreign_waker() { thread.join(); }
 };
 
@@ -47,10 +49,13 @@ BOOST_AUTO_TEST_CASE(use_awaitable)
   asio::io_context ctx;
   atomic_waker w(ctx);
   int resumed = 0;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    co_await w.async_wait(asio::use_awaitable);
-    ++resumed;
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      co_await w.async_wait(asio::use_awaitable);
+      ++resumed;
+    },
+    asio::detached);
   foreign_waker f(w);
   run_all(ctx);
   BOOST_TEST(resumed == 1);
@@ -61,16 +66,19 @@ BOOST_AUTO_TEST_CASE(use_awaitable_throws_on_abort)
   asio::io_context ctx;
   atomic_waker w(ctx);
   error_code caught;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    try
-    {
-      co_await w.async_wait(asio::use_awaitable);
-    }
-    catch (const system_error& e)
-    {
-      caught = e.code();
-    }
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      try
+      {
+        co_await w.async_wait(asio::use_awaitable);
+      }
+      catch (const system_error& e)
+      {
+        caught = e.code();
+      }
+    },
+    asio::detached);
   asio::post(ctx, [&] { w.cancel(); });
   run_all(ctx);
   BOOST_TEST(caught == asio::error::operation_aborted);
@@ -82,10 +90,13 @@ BOOST_AUTO_TEST_CASE(default_token_via_as_default_on)
   asio::io_context ctx;
   awaitable_waker w(ctx);
   int resumed = 0;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    co_await w.async_wait(); // no token
-    ++resumed;
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      co_await w.async_wait(); // no token
+      ++resumed;
+    },
+    asio::detached);
   w.wake();
   run_all(ctx);
   BOOST_TEST(resumed == 1);
@@ -109,16 +120,19 @@ BOOST_AUTO_TEST_CASE(deferred_in_a_coroutine)
   asio::io_context ctx;
   atomic_waker w(ctx);
   int resumed = 0;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
 #if ASIO_WAKER_ASIO_VERSION >= 102400
-    co_await w.async_wait(test::deferred);
+      co_await w.async_wait(test::deferred);
 #else
-    // Asio < 1.24 (standalone 1.22.1) cannot co_await a deferred operation itself:
-    // launch it with use_awaitable.
-    co_await w.async_wait(test::deferred)(asio::use_awaitable);
+      // Asio < 1.24 (standalone 1.22.1) cannot co_await a deferred operation itself:
+      // launch it with use_awaitable.
+      co_await w.async_wait(test::deferred)(asio::use_awaitable);
 #endif
-    ++resumed;
-  }, asio::detached);
+      ++resumed;
+    },
+    asio::detached);
   foreign_waker f(w);
   run_all(ctx);
   BOOST_TEST(resumed == 1);
@@ -150,12 +164,15 @@ BOOST_AUTO_TEST_CASE(yield_context)
   atomic_waker w(ctx);
   int resumed = 0;
   error_code aborted;
-  asio::spawn(ctx, [&](asio::yield_context yield) {
-    w.async_wait(yield);
-    ++resumed;
-    asio::post(ctx, [&] { w.cancel(); });
-    w.async_wait(yield[aborted]);
-  }, asio::detached);
+  asio::spawn(
+    ctx,
+    [&](asio::yield_context yield) {
+      w.async_wait(yield);
+      ++resumed;
+      asio::post(ctx, [&] { w.cancel(); });
+      w.async_wait(yield[aborted]);
+    },
+    asio::detached);
   foreign_waker f(w);
   run_all(ctx);
   BOOST_TEST(resumed == 1);
@@ -164,9 +181,9 @@ BOOST_AUTO_TEST_CASE(yield_context)
 
 #else
 // Boost.Asio only: yield_context (spawn) is built on Boost.Context.
-BOOST_AUTO_TEST_CASE(yield_context, *skipped_because("needs Boost.Context (Boost.Asio only)"))
-{
-}
+BOOST_AUTO_TEST_CASE(
+  yield_context, *skipped_because("needs Boost.Context (Boost.Asio only)"))
+{}
 #endif
 
 BOOST_AUTO_TEST_CASE(as_tuple)
@@ -174,10 +191,13 @@ BOOST_AUTO_TEST_CASE(as_tuple)
   asio::io_context ctx;
   atomic_waker w(ctx);
   error_code ec = asio::error::fault;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    auto [e] = co_await w.async_wait(test::as_tuple(asio::use_awaitable));
-    ec = e;
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      auto [e] = co_await w.async_wait(test::as_tuple(asio::use_awaitable));
+      ec = e;
+    },
+    asio::detached);
   foreign_waker f(w);
   run_all(ctx);
   BOOST_TEST(!ec);
@@ -188,10 +208,13 @@ BOOST_AUTO_TEST_CASE(redirect_error)
   asio::io_context ctx;
   atomic_waker w(ctx);
   error_code ec;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    asio::post(ctx, [&] { w.cancel(); });
-    co_await w.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }, asio::detached);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      asio::post(ctx, [&] { w.cancel(); });
+      co_await w.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    },
+    asio::detached);
   run_all(ctx);
   BOOST_TEST(ec == asio::error::operation_aborted);
 }
@@ -202,9 +225,8 @@ BOOST_AUTO_TEST_CASE(bind_executor)
   auto strand = asio::make_strand(ctx);
   atomic_waker w(ctx);
   bool in_strand = false;
-  w.async_wait(asio::bind_executor(strand, [&](error_code) {
-    in_strand = strand.running_in_this_thread();
-  }));
+  w.async_wait(asio::bind_executor(
+    strand, [&](error_code) { in_strand = strand.running_in_this_thread(); }));
   foreign_waker f(w);
   run_all(ctx);
   BOOST_TEST(in_strand);
@@ -229,14 +251,22 @@ BOOST_AUTO_TEST_CASE(awaitable_operators)
   atomic_waker a(ctx), b(ctx);
   int both = 0;
   std::size_t first = 99;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    co_await (a.async_wait(asio::use_awaitable) && b.async_wait(asio::use_awaitable));
-    ++both;
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      co_await (a.async_wait(asio::use_awaitable) && b.async_wait(asio::use_awaitable));
+      ++both;
+      b.wake();
+      auto r =
+        co_await (a.async_wait(asio::use_awaitable) || b.async_wait(asio::use_awaitable));
+      first = r.index();
+    },
+    asio::detached);
+  std::thread producer([&] {
+    a.wake();
+    std::this_thread::sleep_for(5ms);
     b.wake();
-    auto r = co_await (a.async_wait(asio::use_awaitable) || b.async_wait(asio::use_awaitable));
-    first = r.index();
-  }, asio::detached);
-  std::thread producer([&] { a.wake(); std::this_thread::sleep_for(5ms); b.wake(); });
+  });
   run_all(ctx);
   producer.join();
   BOOST_TEST(both == 1);
@@ -251,13 +281,13 @@ BOOST_AUTO_TEST_CASE(parallel_group)
   std::array<std::size_t, 2> order{};
   error_code ec_a, ec_b;
   asio::experimental::make_parallel_group(
-      a.async_wait(test::deferred), b.async_wait(test::deferred))
+    a.async_wait(test::deferred), b.async_wait(test::deferred))
     .async_wait(asio::experimental::wait_for_one(),
-        [&](std::array<std::size_t, 2> o, error_code e1, error_code e2) {
-          order = o;
-          ec_a = e1;
-          ec_b = e2;
-        });
+      [&](std::array<std::size_t, 2> o, error_code e1, error_code e2) {
+        order = o;
+        ec_a = e1;
+        ec_b = e2;
+      });
   b.wake();
   run_all(ctx);
   BOOST_TEST(order[0] == 1u);

@@ -104,8 +104,9 @@ public:
 
   void write_stdin(std::string_view data)
   {
-    BOOST_REQUIRE_MESSAGE(::write(stdin_, data.data(), data.size()) == static_cast<ssize_t>(data.size()),
-        "cannot write to the example's stdin: " << std::strerror(errno));
+    BOOST_REQUIRE_MESSAGE(
+      ::write(stdin_, data.data(), data.size()) == static_cast<ssize_t>(data.size()),
+      "cannot write to the example's stdin: " << std::strerror(errno));
   }
 
   void close_stdin()
@@ -126,7 +127,8 @@ public:
         output_.erase(0, end + 1);
         return line;
       }
-      BOOST_REQUIRE_MESSAGE(fill(deadline), "no complete line of output in time (got '" << output_ << "')");
+      BOOST_REQUIRE_MESSAGE(
+        fill(deadline), "no complete line of output in time (got '" << output_ << "')");
     }
   }
 
@@ -135,7 +137,8 @@ public:
   {
     auto deadline = clock_type::now() + timeout;
     while (!eof_)
-      BOOST_REQUIRE_MESSAGE(fill(deadline), "output did not end in time (got '" << output_ << "')");
+      BOOST_REQUIRE_MESSAGE(
+        fill(deadline), "output did not end in time (got '" << output_ << "')");
     return std::exchange(output_, {});
   }
 
@@ -148,18 +151,21 @@ public:
     int status = 0;
     while (::waitpid(pid_, &status, WNOHANG) == 0)
     {
-      BOOST_REQUIRE_MESSAGE(clock_type::now() < deadline, "the example did not exit in time");
+      BOOST_REQUIRE_MESSAGE(
+        clock_type::now() < deadline, "the example did not exit in time");
       ::usleep(10'000);
     }
     pid_ = -1;
-    BOOST_REQUIRE_MESSAGE(WIFEXITED(status), "the example was killed by signal " << WTERMSIG(status));
+    BOOST_REQUIRE_MESSAGE(
+      WIFEXITED(status), "the example was killed by signal " << WTERMSIG(status));
     return WEXITSTATUS(status);
   }
 
 private:
   bool fill(clock_type::time_point deadline)
   {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
     if (left <= 0ms)
       return false;
     pollfd pfd{stdout_, POLLIN, 0};
@@ -185,7 +191,10 @@ private:
 struct server
 {
   explicit server(const std::string& name, std::vector<std::string> args = {})
-    : process([&] { args.insert(args.begin(), binary(name)); return args; }())
+    : process([&] {
+        args.insert(args.begin(), binary(name));
+        return args;
+      }())
   {
     port = static_cast<unsigned short>(std::stoi(process.read_line()));
     BOOST_REQUIRE(port != 0);
@@ -213,15 +222,21 @@ public:
     socket_.open(tcp::v4());
     if (receive_buffer)
       socket_.set_option(asio::socket_base::receive_buffer_size(*receive_buffer));
-    run([&](auto handler) { socket_.async_connect({asio::ip::address_v4::loopback(), port}, handler); },
-        patience, "connect");
+    run(
+      [&](auto handler) {
+        socket_.async_connect({asio::ip::address_v4::loopback(), port}, handler);
+      },
+      patience, "connect");
   }
 
   void send(std::string_view data)
   {
-    auto ec = run([&](auto handler)
-        { asio::async_write(socket_, asio::buffer(data), [handler](auto e, std::size_t) mutable { handler(e); }); },
-        patience, "write");
+    auto ec = run(
+      [&](auto handler) {
+        asio::async_write(socket_, asio::buffer(data),
+          [handler](auto e, std::size_t) mutable { handler(e); });
+      },
+      patience, "write");
     BOOST_REQUIRE_MESSAGE(!ec, "write failed: " << ec.message());
   }
 
@@ -229,7 +244,8 @@ public:
   bool try_send(std::string_view data, std::chrono::milliseconds timeout)
   {
     std::optional<boost::system::error_code> result;
-    asio::async_write(socket_, asio::buffer(data), [&](auto e, std::size_t) { result = e; });
+    asio::async_write(
+      socket_, asio::buffer(data), [&](auto e, std::size_t) { result = e; });
     io_.restart();
     io_.run_for(timeout);
     if (result)
@@ -244,13 +260,17 @@ public:
   std::string read_line()
   {
     std::size_t n = 0;
-    auto ec = run([&](auto handler)
-        {
-          asio::async_read_until(socket_, asio::dynamic_buffer(input_, 1 << 20), '\n',
-              [handler, &n](auto e, std::size_t len) mutable { n = len; handler(e); });
-        },
-        patience, "read");
-    BOOST_REQUIRE_MESSAGE(!ec, "read failed: " << ec.message() << " (got '" << input_ << "')");
+    auto ec = run(
+      [&](auto handler) {
+        asio::async_read_until(socket_, asio::dynamic_buffer(input_, 1 << 20), '\n',
+          [handler, &n](auto e, std::size_t len) mutable {
+            n = len;
+            handler(e);
+          });
+      },
+      patience, "read");
+    BOOST_REQUIRE_MESSAGE(
+      !ec, "read failed: " << ec.message() << " (got '" << input_ << "')");
     std::string line = input_.substr(0, n);
     input_.erase(0, n);
     return line;
@@ -266,9 +286,16 @@ public:
     for (;;)
     {
       std::size_t n = 0;
-      auto ec = run([&](auto handler)
-          { socket_.async_read_some(asio::buffer(buf), [handler, &n](auto e, std::size_t len) mutable { n = len; handler(e); }); },
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()), "read until closed");
+      auto ec = run(
+        [&](auto handler) {
+          socket_.async_read_some(
+            asio::buffer(buf), [handler, &n](auto e, std::size_t len) mutable {
+              n = len;
+              handler(e);
+            });
+        },
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()),
+        "read until closed");
       if (all.size() < limit)
         all.append(buf, std::min(n, limit - all.size()));
       if (ec)
@@ -283,7 +310,8 @@ public:
 
 private:
   template <typename Initiate>
-  boost::system::error_code run(Initiate initiate, std::chrono::milliseconds timeout, const char* what)
+  boost::system::error_code run(
+    Initiate initiate, std::chrono::milliseconds timeout, const char* what)
   {
     std::optional<boost::system::error_code> result;
     initiate([&result](boost::system::error_code e) { result = e; });
@@ -296,7 +324,7 @@ private:
       io_.run_for(patience);
     }
     BOOST_REQUIRE_MESSAGE(result && *result != asio::error::operation_aborted,
-        what << ": no completion in time");
+      what << ": no completion in time");
     return *result;
   }
 
@@ -325,7 +353,8 @@ std::vector<std::pair<std::string, std::vector<std::string>>> offload_servers()
       servers.push_back({"offload_server", {"--handoff", handoff}});
   if (find_binary("spawn_server"))
     servers.push_back({"spawn_server", {}});
-  BOOST_REQUIRE_MESSAGE(!servers.empty(), "give the path of offload_server or spawn_server");
+  BOOST_REQUIRE_MESSAGE(
+    !servers.empty(), "give the path of offload_server or spawn_server");
   return servers;
 }
 
@@ -345,12 +374,11 @@ BOOST_AUTO_TEST_SUITE(bridge)
 BOOST_AUTO_TEST_CASE(prints_every_result)
 {
   child p({binary("bridge")});
-  BOOST_CHECK_EQUAL(p.read_all(60s),
-      "primes below 1000: 168\n"
-      "primes below 10000: 1229\n"
-      "primes below 100000: 9592\n"
-      "primes below 250000: 22044\n"
-      "primes below 500000: 41538\n");
+  BOOST_CHECK_EQUAL(p.read_all(60s), "primes below 1000: 168\n"
+                                     "primes below 10000: 1229\n"
+                                     "primes below 100000: 9592\n"
+                                     "primes below 250000: 22044\n"
+                                     "primes below 500000: 41538\n");
   BOOST_CHECK_EQUAL(p.wait(), 0);
 }
 
@@ -376,7 +404,8 @@ BOOST_AUTO_TEST_CASE(gives_up_after_timeout)
   child p({binary("blocking_bridge"), "--timeout-ms", "300"});
   p.write_stdin("alpha\n");
   // stdin stays open: the reader thread stays blocked, and must still be stopped.
-  BOOST_CHECK_EQUAL(p.read_all(), "line 1: alpha\nno input for 300 ms, giving up, 1 line\n");
+  BOOST_CHECK_EQUAL(
+    p.read_all(), "line 1: alpha\nno input for 300 ms, giving up, 1 line\n");
   BOOST_CHECK_EQUAL(p.wait(), 0);
 }
 
@@ -417,7 +446,8 @@ BOOST_AUTO_TEST_CASE(replies_byte_for_byte)
         batch += make_request(1000 + i, "pipelined " + std::to_string(i));
       c.send(batch);
       for (int i = 0; i < 20; ++i)
-        BOOST_CHECK_EQUAL(c.read_line(), expected_reply(1000 + i, "pipelined " + std::to_string(i)));
+        BOOST_CHECK_EQUAL(
+          c.read_line(), expected_reply(1000 + i, "pipelined " + std::to_string(i)));
 
       // Many connections at once.
       std::vector<std::unique_ptr<client>> many;
@@ -427,7 +457,8 @@ BOOST_AUTO_TEST_CASE(replies_byte_for_byte)
         many.back()->send(make_request(5000, "client " + std::to_string(i)));
       }
       for (int i = 0; i < 16; ++i)
-        BOOST_CHECK_EQUAL(many[i]->read_line(), expected_reply(5000, "client " + std::to_string(i)));
+        BOOST_CHECK_EQUAL(
+          many[i]->read_line(), expected_reply(5000, "client " + std::to_string(i)));
       s.stop();
     }
   }
@@ -441,7 +472,7 @@ BOOST_AUTO_TEST_CASE(offload_client_checks_every_reply)
     {
       server s(name, args);
       child load({binary("offload_client"), "--port", std::to_string(s.port),
-          "--connections", "4", "--seconds", "0.5"});
+        "--connections", "4", "--seconds", "0.5"});
       std::string summary = load.read_all();
       BOOST_TEST_MESSAGE(summary);
       BOOST_CHECK_EQUAL(summary.rfind("connections 4  seconds ", 0), 0u);
@@ -499,13 +530,14 @@ BOOST_AUTO_TEST_CASE(binary_junk)
       c.send(std::string("\x00\xff\x7f\x01junk\n", 9));
       BOOST_CHECK_EQUAL(c.read_line(), offload::bad_request);
       for (const char* bad : {"\n", "abc\n", "12\n", " 12 x\n", "0 zero rounds\n", "-1 x\n",
-                              "99999999999 too many rounds\n", "5 tab\there\n"})
+             "99999999999 too many rounds\n", "5 tab\there\n"})
       {
         c.send(bad);
         BOOST_CHECK_EQUAL(c.read_line(), offload::bad_request);
       }
       c.send(make_request(3, "the same connection still works"));
-      BOOST_CHECK_EQUAL(c.read_line(), expected_reply(3, "the same connection still works"));
+      BOOST_CHECK_EQUAL(
+        c.read_line(), expected_reply(3, "the same connection still works"));
       s.stop();
     }
   }
@@ -658,7 +690,7 @@ BOOST_AUTO_TEST_CASE(client_that_never_reads)
     for (int j = 0; j < 100; ++j)
       BOOST_REQUIRE_EQUAL(talker.read_line(), line);
   }
-  ::usleep(1'500'000); // see offload/client_that_never_reads
+  ::usleep(1'500'000);      // see offload/client_that_never_reads
   mute.read_until_closed(); // fails the test if the server keeps it open
 
   talker.send("done\n");

@@ -111,10 +111,8 @@ public:
    * @throws std::bad_alloc As for the constructor from an executor.
    */
   template <typename ExecutionContext>
-    requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
-  explicit basic_atomic_waker(ExecutionContext& context) : impl_(0, 0, context)
-  {
-  }
+  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
+  explicit basic_atomic_waker(ExecutionContext& context) : impl_(0, 0, context) {}
 
   basic_atomic_waker(const basic_atomic_waker&) = delete;
   basic_atomic_waker& operator=(const basic_atomic_waker&) = delete;
@@ -180,10 +178,11 @@ public:
    * permit is consumed; the permit is put back.
    */
   template <ASIO_WAKER_COMPLETION_TOKEN_FOR(void(error_code))
-      WaitToken = net::default_completion_token_t<executor_type>>
+              WaitToken = net::default_completion_token_t<executor_type>>
   auto async_wait(WaitToken&& token = net::default_completion_token_t<executor_type>())
   {
-    return net::async_initiate<WaitToken, void(error_code)>(initiate_async_wait(this), token);
+    return net::async_initiate<WaitToken, void(error_code)>(
+      initiate_async_wait(this), token);
   }
 
   /// Completes the pending wait with success, or stores the permit if none is pending.

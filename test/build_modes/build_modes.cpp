@@ -56,7 +56,7 @@ using experimental::deferred_t;
 #include <exception>
 #include <type_traits>
 
-#if defined(ASIO_WAKER_STANDALONE_ASIO) ? defined(ASIO_NO_EXCEPTIONS) \
+#if defined(ASIO_WAKER_STANDALONE_ASIO) ? defined(ASIO_NO_EXCEPTIONS)                      \
                                         : defined(BOOST_ASIO_NO_EXCEPTIONS)
 #define BM_EXCEPTIONS 0
 #else
@@ -97,8 +97,14 @@ ASIO_INLINE_NAMESPACE_END
 } // namespace asio
 #else
 namespace boost {
-void throw_exception(const std::exception& e) { bm_throw(e); }
-void throw_exception(const std::exception& e, const boost::source_location&) { bm_throw(e); }
+void throw_exception(const std::exception& e)
+{
+  bm_throw(e);
+}
+void throw_exception(const std::exception& e, const boost::source_location&)
+{
+  bm_throw(e);
+}
 } // namespace boost
 #endif
 #endif
@@ -123,8 +129,7 @@ struct recorder
   asio_waker::error_code ec;
   auto handler()
   {
-    return [this](asio_waker::error_code e)
-    {
+    return [this](asio_waker::error_code e) {
       ++calls;
       ec = e;
     };
@@ -136,54 +141,54 @@ void callbacks_wake_cancel_destroy()
   net::io_context ctx;
   recorder a, b, c, d;
   {
-    asio_waker::atomic_waker waker(ctx);                           // execution context
+    asio_waker::atomic_waker waker(ctx); // execution context
     check(waker.get_executor() == ctx.get_executor(), "get_executor() names the context");
 
-    waker.async_wait(a.handler());                                 // callback, parks
-    waker.wake();                                                  // completes it
+    waker.async_wait(a.handler()); // callback, parks
+    waker.wake();                  // completes it
     ctx.run();
     ctx.restart();
     check(a.calls == 1 && !a.ec, "async_wait(callback) + wake(): success");
 
     waker.async_wait(b.handler());
-    const std::size_t n = waker.cancel();                          // aborts it
+    const std::size_t n = waker.cancel(); // aborts it
     ctx.run();
     ctx.restart();
     check(n == 1 && b.calls == 1 && b.ec == net::error::operation_aborted,
-          "cancel(): 1, operation_aborted");
+      "cancel(): 1, operation_aborted");
 
-    net::cancellation_signal sig;                                  // per-operation cancel
+    net::cancellation_signal sig; // per-operation cancel
     waker.async_wait(net::bind_cancellation_slot(sig.slot(), c.handler()));
     sig.emit(net::cancellation_type::terminal);
     ctx.run();
     ctx.restart();
     check(c.calls == 1 && c.ec == net::error::operation_aborted,
-          "cancellation slot, terminal: operation_aborted");
+      "cancellation slot, terminal: operation_aborted");
 
-    waker.async_wait(d.handler());                                 // left pending
-  }                                                                // destructor aborts it
+    waker.async_wait(d.handler()); // left pending
+  }                                // destructor aborts it
   ctx.run();
   check(d.calls == 1 && d.ec == net::error::operation_aborted,
-        "~basic_atomic_waker(): operation_aborted");
+    "~basic_atomic_waker(): operation_aborted");
 }
 
 void deferred_strand_rebind()
 {
   net::io_context ctx;
   using strand_t = net::strand<net::io_context::executor_type>;
-  using waker_t = asio_waker::basic_atomic_waker<net::io_context::executor_type>
-    ::rebind_executor<strand_t>::other;                            // rebind_executor
+  using waker_t = asio_waker::basic_atomic_waker<
+    net::io_context::executor_type>::rebind_executor<strand_t>::other; // rebind_executor
   static_assert(std::is_same_v<waker_t, asio_waker::basic_atomic_waker<strand_t>>);
-  waker_t waker(net::make_strand(ctx));                            // executor constructor
+  waker_t waker(net::make_strand(ctx)); // executor constructor
   recorder r;
-  waker.wake();                                                    // permit first
-  auto op = waker.async_wait(net::deferred);                       // deferred
+  waker.wake();                              // permit first
+  auto op = waker.async_wait(net::deferred); // deferred
   std::move(op)(r.handler());
   ctx.run();
   check(r.calls == 1 && !r.ec, "strand waker, deferred, permit: success");
 
   using deferred_waker = net::deferred_t::as_default_on_t<asio_waker::atomic_waker>;
-  deferred_waker dw(ctx);                                          // default token
+  deferred_waker dw(ctx); // default token
   recorder s;
   dw.async_wait()(s.handler());
   dw.wake();
@@ -199,12 +204,14 @@ void foreign_thread_wake()
   asio_waker::atomic_waker waker(ctx);
   int result = 0;
   recorder r;
-  waker.async_wait([&](asio_waker::error_code ec)
-                   {
-                     r.handler()(ec);
-                     check(result == 42, "wake() from a thread_pool: data visible");
-                   });
-  net::post(pool, [&] { result = 42; waker.wake(); });
+  waker.async_wait([&](asio_waker::error_code ec) {
+    r.handler()(ec);
+    check(result == 42, "wake() from a thread_pool: data visible");
+  });
+  net::post(pool, [&] {
+    result = 42;
+    waker.wake();
+  });
   ctx.run();
   pool.join();
   check(r.calls == 1 && !r.ec, "wake() from a thread_pool: success");
@@ -234,10 +241,9 @@ void awaitable()
 int main()
 {
   std::printf("build_modes: %s %d.%d.%d, C++ %ld, exceptions %s, RTTI %s\n",
-              ASIO_WAKER_ASIO_FLAVOUR, ASIO_WAKER_ASIO_VERSION / 100000,
-              ASIO_WAKER_ASIO_VERSION / 100 % 1000, ASIO_WAKER_ASIO_VERSION % 100,
-              static_cast<long>(__cplusplus), BM_EXCEPTIONS ? "on" : "off",
-              BM_RTTI ? "on" : "off");
+    ASIO_WAKER_ASIO_FLAVOUR, ASIO_WAKER_ASIO_VERSION / 100000,
+    ASIO_WAKER_ASIO_VERSION / 100 % 1000, ASIO_WAKER_ASIO_VERSION % 100,
+    static_cast<long>(__cplusplus), BM_EXCEPTIONS ? "on" : "off", BM_RTTI ? "on" : "off");
   callbacks_wake_cancel_destroy();
   deferred_strand_rebind();
   foreign_thread_wake();

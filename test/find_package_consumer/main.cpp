@@ -21,6 +21,6 @@ int main()
   waker.async_wait([&](asio_waker::error_code ec) { ok = !ec; });
   ctx.run();
   std::printf("consumer (%s %d): %s\n", ASIO_WAKER_ASIO_FLAVOUR, ASIO_WAKER_ASIO_VERSION,
-              ok ? "ok" : "FAILED");
+    ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }

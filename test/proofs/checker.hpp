@@ -85,12 +85,16 @@ struct vclock
   }
 };
 
-enum class memory_mode { sc, weak };
+enum class memory_mode
+{
+  sc,
+  weak
+};
 
 struct options
 {
   memory_mode mode = memory_mode::weak;
-  int max_spurious = 1;                      // spurious compare_exchange_weak failures per execution
+  int max_spurious = 1; // spurious compare_exchange_weak failures per execution
   std::uint64_t max_executions = 50'000'000; // safety bound (reported if hit)
   int max_steps = 400;                       // per execution: a livelock guard
 };
@@ -142,7 +146,7 @@ public:
   struct write_rec
   {
     std::uintptr_t val;
-    vclock rel;         // clocks released to an acquire that reads this write
+    vclock rel; // clocks released to an acquire that reads this write
     int writer;
     std::uint32_t epoch; // writer's own clock component at the write
   };
@@ -159,7 +163,8 @@ public:
       run_one(factory);
       ++r.executions;
       if (std::getenv("PROOFS_DEBUG") && r.executions % 100000 == 0)
-        std::fprintf(stderr, "%llu executions, trail %zu\n%s", (unsigned long long)r.executions, trail_.size(), trace_str().c_str());
+        std::fprintf(stderr, "%llu executions, trail %zu\n%s",
+          (unsigned long long)r.executions, trail_.size(), trace_str().c_str());
       if (trail_.size() > r.max_choices)
         r.max_choices = trail_.size();
       if (failed_)
@@ -224,10 +229,7 @@ public:
       fail(msg);
   }
 
-  void event(std::string s)
-  {
-    trace_.push_back({cur_, std::move(s)});
-  }
+  void event(std::string s) { trace_.push_back({cur_, std::move(s)}); }
 
   /// A scheduling point (every atomic operation calls it first).
   void yield_point()
@@ -338,9 +340,12 @@ private:
     message_.clear();
     trace_.clear();
     mo_.clear();
-    for (auto& s : seen_) s = 0;
-    for (auto& s : last_access_) s = 0;
-    for (auto& c : clock_) c = vclock{};
+    for (auto& s : seen_)
+      s = 0;
+    for (auto& s : last_access_)
+      s = 0;
+    for (auto& c : clock_)
+      c = vclock{};
     dead_ = false;
     spurious_ = 0;
     steps_ = 0;
@@ -475,25 +480,31 @@ private:
 inline bool is_acquire(std::memory_order o)
 {
   return o == std::memory_order_acquire || o == std::memory_order_acq_rel
-    || o == std::memory_order_seq_cst || o == std::memory_order_consume;
+         || o == std::memory_order_seq_cst || o == std::memory_order_consume;
 }
 
 inline bool is_release(std::memory_order o)
 {
   return o == std::memory_order_release || o == std::memory_order_acq_rel
-    || o == std::memory_order_seq_cst;
+         || o == std::memory_order_seq_cst;
 }
 
 inline const char* order_name(std::memory_order o)
 {
   switch (o)
   {
-  case std::memory_order_relaxed: return "relaxed";
-  case std::memory_order_consume: return "consume";
-  case std::memory_order_acquire: return "acquire";
-  case std::memory_order_release: return "release";
-  case std::memory_order_acq_rel: return "acq_rel";
-  default: return "seq_cst";
+  case std::memory_order_relaxed:
+    return "relaxed";
+  case std::memory_order_consume:
+    return "consume";
+  case std::memory_order_acquire:
+    return "acquire";
+  case std::memory_order_release:
+    return "release";
+  case std::memory_order_acq_rel:
+    return "acq_rel";
+  default:
+    return "seq_cst";
   }
 }
 
@@ -538,46 +549,52 @@ public:
     {
       std::size_t lb = c.read_lower_bound();
       // choice 0 = latest, then successively older (still coherent) writes
-      idx = mo.size() - 1 - static_cast<std::size_t>(c.choose(static_cast<int>(mo.size() - lb)));
+      idx = mo.size() - 1
+            - static_cast<std::size_t>(c.choose(static_cast<int>(mo.size() - lb)));
     }
     read(c, idx, is_acquire(o));
     c.event(std::string("load(") + order_name(o) + ") -> " + name(mo[idx].val)
-        + (idx + 1 < mo.size() ? " (stale: mo#" + std::to_string(idx) + " of " + std::to_string(mo.size()) + ")" : ""));
+            + (idx + 1 < mo.size() ? " (stale: mo#" + std::to_string(idx) + " of "
+                                       + std::to_string(mo.size()) + ")"
+                                   : ""));
     return mo[idx].val;
   }
 
-  value_type exchange(value_type v, std::memory_order o = std::memory_order_seq_cst) noexcept
+  value_type exchange(
+    value_type v, std::memory_order o = std::memory_order_seq_cst) noexcept
   {
     checker& c = enter();
     value_type old = rmw(c, v, o);
-    c.event(std::string("exchange(") + name(v) + ", " + order_name(o) + ") -> " + name(old));
+    c.event(
+      std::string("exchange(") + name(v) + ", " + order_name(o) + ") -> " + name(old));
     after_write(c, old, v);
     return old;
   }
 
   /// An RMW: always reads the latest value in modification order (it cannot read a
   /// stale one, unlike a load) and continues the release sequence.
-  value_type fetch_add(value_type d, std::memory_order o = std::memory_order_seq_cst) noexcept
+  value_type fetch_add(
+    value_type d, std::memory_order o = std::memory_order_seq_cst) noexcept
   {
     checker& c = enter();
     const value_type v = c.mo().back().val + d;
     value_type old = rmw(c, v, o);
     c.event(std::string("fetch_add(") + std::to_string(d) + ", " + order_name(o) + ") -> "
-        + name(old));
+            + name(old));
     after_write(c, old, v);
     return old;
   }
 
   bool compare_exchange_weak(value_type& expected, value_type desired,
-      std::memory_order s = std::memory_order_seq_cst,
-      std::memory_order f = std::memory_order_seq_cst) noexcept
+    std::memory_order s = std::memory_order_seq_cst,
+    std::memory_order f = std::memory_order_seq_cst) noexcept
   {
     return cas(expected, desired, s, f, true);
   }
 
   bool compare_exchange_strong(value_type& expected, value_type desired,
-      std::memory_order s = std::memory_order_seq_cst,
-      std::memory_order f = std::memory_order_seq_cst) noexcept
+    std::memory_order s = std::memory_order_seq_cst,
+    std::memory_order f = std::memory_order_seq_cst) noexcept
   {
     return cas(expected, desired, s, f, false);
   }
@@ -594,15 +611,19 @@ public:
     mo.push_back({v, rel, c.tid(), ep});
     c.seen(c.tid()) = mo.size() - 1;
     c.last_access(c.tid()) = mo.size() - 1;
-    c.event(std::string("store(") + name(v) + ", " + order_name(o) + ") [overwrites " + name(old) + "]");
+    c.event(std::string("store(") + name(v) + ", " + order_name(o) + ") [overwrites "
+            + name(old) + "]");
     after_write(c, old, v);
   }
 
   static std::string name(value_type v)
   {
-    if (v == 0) return "EMPTY";
-    if (v == 1) return "NOTIFIED";
-    if (auto& f = namer(); f) return f(v);
+    if (v == 0)
+      return "EMPTY";
+    if (v == 1)
+      return "NOTIFIED";
+    if (auto& f = namer(); f)
+      return f(v);
     return "op@" + std::to_string(v);
   }
 
@@ -655,7 +676,7 @@ private:
   }
 
   bool cas(value_type& expected, value_type desired, std::memory_order s,
-      std::memory_order f, bool weak) noexcept
+    std::memory_order f, bool weak) noexcept
   {
     checker& c = enter();
     auto& mo = c.mo();
@@ -668,11 +689,13 @@ private:
       for (std::size_t i = c.read_lower_bound(); i < last; ++i)
         if (mo[i].val != expected)
           stale.push_back(i);
-    const bool can_spurious = weak && mo[last].val == expected && c.spurious() < c.opt_max_spurious();
+    const bool can_spurious =
+      weak && mo[last].val == expected && c.spurious() < c.opt_max_spurious();
     const int n = 1 + static_cast<int>(stale.size()) + (can_spurious ? 1 : 0);
     const int ch = c.choose(n);
-    const std::string what = std::string(weak ? "cas_weak(" : "cas_strong(") + name(expected)
-      + " -> " + name(desired) + ", " + order_name(s) + "/" + order_name(f) + ")";
+    const std::string what = std::string(weak ? "cas_weak(" : "cas_strong(")
+                             + name(expected) + " -> " + name(desired) + ", "
+                             + order_name(s) + "/" + order_name(f) + ")";
     if (ch == 0 && mo[last].val == expected)
     {
       value_type old = rmw(c, desired, s);
@@ -688,7 +711,7 @@ private:
     read(c, idx, is_acquire(f));
     expected = mo[idx].val;
     c.event(what + " failed, read " + name(expected)
-        + (idx != last ? " (stale)" : (ch != 0 ? " (spurious)" : "")));
+            + (idx != last ? " (stale)" : (ch != 0 ? " (spurious)" : "")));
     return false;
   }
 };

@@ -276,52 +276,60 @@ struct terminating_path
   void (*body)(manual_context&);
 };
 
-std::ostream& operator<<(std::ostream& os, const terminating_path& p) { return os << p.name; }
+std::ostream& operator<<(std::ostream& os, const terminating_path& p)
+{
+  return os << p.name;
+}
 
 // The class doc of basic_atomic_waker ("Hand-off") lists these paths: each hands an
 // operation that has already left the waker's state to execute(), and cannot report a
 // failure, so std::terminate.
 const terminating_path terminating_paths[] = {
-  {"wake", [](manual_context& ctx) {
-     manual_waker w(ctx.get_std_executor());
-     outcome r;
-     park_after_a_normal_round(ctx, w, r);
-     ctx.fail_next_submit = 1;
-     w.wake();
-   }},
-  {"cancel", [](manual_context& ctx) {
-     manual_waker w(ctx.get_std_executor());
-     outcome r;
-     park_after_a_normal_round(ctx, w, r);
-     ctx.fail_next_submit = 1;
-     w.cancel();
-   }},
-  {"replacing_async_wait", [](manual_context& ctx) {
-     manual_waker w(ctx.get_std_executor());
-     outcome a, b;
-     park_after_a_normal_round(ctx, w, a);
-     ctx.fail_next_submit = 1;
-     w.async_wait(record(b));
-   }},
-  {"cancellation_signal", [](manual_context& ctx) {
-     manual_waker w(ctx.get_std_executor());
-     outcome first, r;
-     w.async_wait(record(first));
-     w.wake();
-     ctx.run();
-     if (first.calls != 1 || first.ec)
-       _exit(child_broken_executor);
-     asio::cancellation_signal sig;
-     w.async_wait(asio::bind_cancellation_slot(sig.slot(), record(r)));
-     ctx.fail_next_submit = 1;
-     sig.emit(asio::cancellation_type::terminal);
-   }},
-  {"destructor", [](manual_context& ctx) {
-     manual_waker w(ctx.get_std_executor());
-     outcome r;
-     park_after_a_normal_round(ctx, w, r);
-     ctx.fail_next_submit = 1;
-   }},
+  {"wake",
+    [](manual_context& ctx) {
+      manual_waker w(ctx.get_std_executor());
+      outcome r;
+      park_after_a_normal_round(ctx, w, r);
+      ctx.fail_next_submit = 1;
+      w.wake();
+    }},
+  {"cancel",
+    [](manual_context& ctx) {
+      manual_waker w(ctx.get_std_executor());
+      outcome r;
+      park_after_a_normal_round(ctx, w, r);
+      ctx.fail_next_submit = 1;
+      w.cancel();
+    }},
+  {"replacing_async_wait",
+    [](manual_context& ctx) {
+      manual_waker w(ctx.get_std_executor());
+      outcome a, b;
+      park_after_a_normal_round(ctx, w, a);
+      ctx.fail_next_submit = 1;
+      w.async_wait(record(b));
+    }},
+  {"cancellation_signal",
+    [](manual_context& ctx) {
+      manual_waker w(ctx.get_std_executor());
+      outcome first, r;
+      w.async_wait(record(first));
+      w.wake();
+      ctx.run();
+      if (first.calls != 1 || first.ec)
+        _exit(child_broken_executor);
+      asio::cancellation_signal sig;
+      w.async_wait(asio::bind_cancellation_slot(sig.slot(), record(r)));
+      ctx.fail_next_submit = 1;
+      sig.emit(asio::cancellation_type::terminal);
+    }},
+  {"destructor",
+    [](manual_context& ctx) {
+      manual_waker w(ctx.get_std_executor());
+      outcome r;
+      park_after_a_normal_round(ctx, w, r);
+      ctx.fail_next_submit = 1;
+    }},
 };
 
 } // namespace
@@ -355,7 +363,7 @@ BOOST_AUTO_TEST_CASE(throwing_execute_on_the_permit_path_rethrows_and_keeps_the_
 }
 
 BOOST_DATA_TEST_CASE(throwing_execute_in_a_noexcept_hand_off_terminates,
-    boost::unit_test::data::make(terminating_paths), path)
+  boost::unit_test::data::make(terminating_paths), path)
 {
   const int status = in_child(path.body);
   BOOST_TEST(status == child_terminated, path.name << ": child status " << status);

@@ -69,7 +69,12 @@ bool trace_enabled()
   std::abort();
 }
 
-enum : std::uint8_t { pending_or_unused = 0, exp_success = 1, exp_aborted = 2 };
+enum : std::uint8_t
+{
+  pending_or_unused = 0,
+  exp_success = 1,
+  exp_aborted = 2
+};
 
 /// One input byte, modulo 16. The values are the corpus's alphabet: do not renumber.
 enum class op : std::uint8_t
@@ -92,7 +97,12 @@ enum class op : std::uint8_t
   shutdown_context = 15 // shut the io_context down, make a new one; next byte: orphans
 };
 
-enum class run_how { poll_one, poll, run_one };
+enum class run_how
+{
+  poll_one,
+  poll,
+  run_one
+};
 
 struct mstate
 {
@@ -102,7 +112,8 @@ struct mstate
   std::vector<std::uint8_t> exp;
   bool operator<(const mstate& o) const
   {
-    return std::tie(permit, pending, remaining, exp) < std::tie(o.permit, o.pending, o.remaining, o.exp);
+    return std::tie(permit, pending, remaining, exp)
+           < std::tie(o.permit, o.pending, o.remaining, o.exp);
   }
   void wake()
   {
@@ -140,7 +151,8 @@ struct model
     states.swap(out);
   }
   template <typename F>
-  void apply(F f, const char* what = "no state of the contract explains the observed behaviour")
+  void apply(
+    F f, const char* what = "no state of the contract explains the observed behaviour")
   {
     branch();
     std::set<mstate> out;
@@ -240,8 +252,8 @@ struct tracker
 class test_context : public asio::io_context
 {
 public:
-  using asio::io_context::io_context;
   using asio::execution_context::shutdown;
+  using asio::io_context::io_context;
 };
 
 struct harness
@@ -300,8 +312,9 @@ struct harness
       violation("unexpected error_code", id);
     const std::size_t l = static_cast<std::size_t>(local(id));
     m.apply([&](mstate& s) { return s.exp[l] == want; },
-        want == exp_success ? "a wait completed with success that the contract says cannot have"
-                            : "a wait completed with operation_aborted that the contract says cannot have");
+      want == exp_success
+        ? "a wait completed with success that the contract says cannot have"
+        : "a wait completed with operation_aborted that the contract says cannot have");
   }
 
   struct handler
@@ -346,7 +359,10 @@ struct harness
   void wake_local()
   {
     ++wakes;
-    m.apply([](mstate& s) { s.wake(); return true; });
+    m.apply([](mstate& s) {
+      s.wake();
+      return true;
+    });
     inside_call = true;
     waker->wake();
     inside_call = false;
@@ -373,15 +389,17 @@ struct harness
     inside_call = true;
     const std::size_t r = waker->cancel();
     inside_call = false;
-    m.apply([&](mstate& s) {
-      if (s.pending >= 0)
-      {
-        s.exp[static_cast<std::size_t>(s.pending)] = exp_aborted;
-        s.pending = -1;
-        return r == 1;
-      }
-      return r == 0;
-    }, "cancel() returned a count the contract does not allow");
+    m.apply(
+      [&](mstate& s) {
+        if (s.pending >= 0)
+        {
+          s.exp[static_cast<std::size_t>(s.pending)] = exp_aborted;
+          s.pending = -1;
+          return r == 1;
+        }
+        return r == 0;
+      },
+      "cancel() returned a count the contract does not allow");
   }
 
   void emit(std::size_t which, std::uint8_t type_byte)
@@ -411,8 +429,12 @@ struct harness
   {
     switch (how)
     {
-    case run_how::poll_one: (ctx->restart(), ctx->poll_one()); break;
-    case run_how::poll: (ctx->restart(), ctx->poll()); break;
+    case run_how::poll_one:
+      (ctx->restart(), ctx->poll_one());
+      break;
+    case run_how::poll:
+      (ctx->restart(), ctx->poll());
+      break;
     case run_how::run_one:
     {
       // run_one() would block if nothing is ready: only when a completion is certain.
@@ -422,7 +444,8 @@ struct harness
         {
           bool any = false;
           for (std::size_t l = 0; l < s.exp.size(); ++l)
-            if (s.exp[l] != pending_or_unused && delivered[static_cast<std::size_t>(delivered_base) + l] == 0)
+            if (s.exp[l] != pending_or_unused
+                && delivered[static_cast<std::size_t>(delivered_base) + l] == 0)
               any = true;
           certain = certain && any;
         }
@@ -454,24 +477,30 @@ struct harness
     if (trace_enabled())
       for (const mstate& st : m.states)
       {
-        std::fprintf(stderr, "  state permit=%d pending=%d remaining=%d:", st.permit, st.pending, st.remaining);
+        std::fprintf(stderr, "  state permit=%d pending=%d remaining=%d:", st.permit,
+          st.pending, st.remaining);
         for (std::size_t l = 0; l < st.exp.size(); ++l)
-          std::fprintf(stderr, " [%zu exp=%d delivered=%d]", l, st.exp[l], delivered[static_cast<std::size_t>(delivered_base) + l]);
+          std::fprintf(stderr, " [%zu exp=%d delivered=%d]", l, st.exp[l],
+            delivered[static_cast<std::size_t>(delivered_base) + l]);
         std::fprintf(stderr, "\n");
       }
-    check_all_delivered("after sync + poll: a completed wait was not delivered, or a delivered one is not completed");
+    check_all_delivered("after sync + poll: a completed wait was not delivered, or a "
+                        "delivered one is not completed");
   }
 
   /// After the context was polled with no remote wake in flight: exactly the waits the
   /// contract has completed have had their handlers run.
   void check_all_delivered(const char* what)
   {
-    m.apply([&](mstate& s) {
-      for (std::size_t l = 0; l < s.exp.size(); ++l)
-        if ((s.exp[l] != pending_or_unused) != (delivered[static_cast<std::size_t>(delivered_base) + l] != 0))
-          return false;
-      return true;
-    }, what);
+    m.apply(
+      [&](mstate& s) {
+        for (std::size_t l = 0; l < s.exp.size(); ++l)
+          if ((s.exp[l] != pending_or_unused)
+              != (delivered[static_cast<std::size_t>(delivered_base) + l] != 0))
+            return false;
+        return true;
+      },
+      what);
   }
 
   void destroy_waker()
@@ -489,7 +518,8 @@ struct harness
       return true;
     });
     (ctx->restart(), ctx->poll());
-    check_all_delivered("after destroying the waker + poll: a completed wait was not delivered");
+    check_all_delivered(
+      "after destroying the waker + poll: a completed wait was not delivered");
   }
 
   void recreate_waker()
@@ -516,7 +546,7 @@ struct harness
       (ctx->restart(), ctx->poll());
     }
     signals.clear();
-    waker.reset(); // the waker must not outlive its context; a pending wait is aborted...
+    waker.reset();   // the waker must not outlive its context; a pending wait is aborted...
     ctx->shutdown(); // ...and its handler destroyed without running, with everything queued
     ctx.reset();
     make();
@@ -533,8 +563,14 @@ struct harness
   }
 };
 
-tracker::tracker(harness* hh, int i) : h(hh), id(i) { ++h->live_trackers; }
-tracker::~tracker() { --h->live_trackers; }
+tracker::tracker(harness* hh, int i) : h(hh), id(i)
+{
+  ++h->live_trackers;
+}
+tracker::~tracker()
+{
+  --h->live_trackers;
+}
 
 asio::awaitable<void> awaitable_wait(harness* h, int id, std::shared_ptr<tracker> t)
 {
@@ -560,7 +596,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   {
     const op o = static_cast<op>(data[i] % 16);
     if (trace_enabled())
-      std::fprintf(stderr, "op %zu: %d  states=%zu\n", i, static_cast<int>(o), h.m.states.size());
+      std::fprintf(
+        stderr, "op %zu: %d  states=%zu\n", i, static_cast<int>(o), h.m.states.size());
     const std::uint8_t arg = i + 1 < size ? data[i + 1] : 0;
     switch (o)
     {
@@ -595,7 +632,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     {
       int id = h.new_wait();
       auto t = std::make_shared<tracker>(&h, id);
-      h.initiate(id, [&] { h.waker->async_wait(asio::as_tuple(harness::tuple_handler{&h, id, t})); });
+      h.initiate(id, [&] {
+        h.waker->async_wait(asio::as_tuple(harness::tuple_handler{&h, id, t}));
+      });
       break;
     }
     case op::wait_with_slot:
@@ -608,7 +647,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (h.signals.size() > 4)
         h.signals.erase(h.signals.begin());
       h.initiate(id, [&] {
-        h.waker->async_wait(asio::bind_cancellation_slot(slot, harness::handler{&h, id, t}));
+        h.waker->async_wait(
+          asio::bind_cancellation_slot(slot, harness::handler{&h, id, t}));
       });
       break;
     }

@@ -87,22 +87,36 @@ constexpr int owner_none = -2;
 constexpr int owner_parked = -1;
 constexpr int owner_done = -3;
 
-enum class outcome { none, success, aborted, destroyed };
+enum class outcome
+{
+  none,
+  success,
+  aborted,
+  destroyed
+};
 
 inline const char* outcome_name(outcome o)
 {
   switch (o)
   {
-  case outcome::none: return "none";
-  case outcome::success: return "success";
-  case outcome::aborted: return "operation_aborted";
-  case outcome::destroyed: return "destroyed";
+  case outcome::none:
+    return "none";
+  case outcome::success:
+    return "success";
+  case outcome::aborted:
+    return "operation_aborted";
+  case outcome::destroyed:
+    return "destroyed";
   }
   return "?";
 }
 
 /// How the service hands a finished wait over (waker_service, "The moves").
-enum class handoff { scheduler, portable };
+enum class handoff
+{
+  scheduler,
+  portable
+};
 
 inline const char* handoff_name(handoff h)
 {
@@ -111,8 +125,7 @@ inline const char* handoff_name(handoff h)
 
 /// What a failing model_op::post() throws.
 struct post_failure
-{
-};
+{};
 
 class world_base;
 
@@ -207,7 +220,7 @@ public:
   std::vector<consume_rec> consumes;
   int async_waits = 0;
   bool destroyed = false;
-  int starting = -1;     // the op that async_wait is starting, and its thread
+  int starting = -1; // the op that async_wait is starting, and its thread
   int starting_tid = -1;
   std::array<int, clock_size> took{}; // per thread: the op it last took out of the word
 
@@ -248,17 +261,18 @@ public:
     if (old == 1 && now == 0)
     {
       c.check(starting >= 0 && starting_tid == t,
-          "I3: the permit was cleared outside a consuming async_wait (a wake is lost)");
+        "I3: the permit was cleared outside a consuming async_wait (a wake is lost)");
       consumes.push_back({c.mo().size() - 1, starting, false});
     }
     if (is_op(old))
     {
       model_op& o = op_at(old);
-      c.check(o.owner == owner_parked, nm(o) + " removed from the word while not parked (two owners)");
+      c.check(o.owner == owner_parked,
+        nm(o) + " removed from the word while not parked (two owners)");
       o.owner = t;
       took_by(t) = o.id;
       c.check(c.happened_before(o.constructor, o.construct_epoch, c.clock()),
-          "I6: the thread taking " + nm(o) + " does not happen-after its construction");
+        "I6: the thread taking " + nm(o) + " does not happen-after its construction");
     }
     if (is_op(now))
     {
@@ -274,9 +288,11 @@ public:
   // of the thread that hands it over), or is destroyed.
   void complete(model_op& o, outcome out, const char* how)
   {
-    c.check(o.owner == c.tid(), "I1: " + nm(o) + " handed off by a thread that does not own it");
+    c.check(
+      o.owner == c.tid(), "I1: " + nm(o) + " handed off by a thread that does not own it");
     c.check(o.completions == 0, std::string("I2: ") + nm(o) + " completed twice (first "
-        + outcome_name(o.out) + ", now " + outcome_name(out) + ")");
+                                  + outcome_name(o.out) + ", now " + outcome_name(out)
+                                  + ")");
     ++o.completions;
     o.out = out;
     o.owner = owner_done;
@@ -290,7 +306,7 @@ public:
     if (!o.ec_)
       return outcome::success;
     c.check(o.ec_ == asio_waker::net::error::operation_aborted,
-        nm(o) + " handed off with an unexpected error_code");
+      nm(o) + " handed off with an unexpected error_code");
     return outcome::aborted;
   }
 
@@ -345,7 +361,8 @@ public:
         k = &*it;
     c.check(k != nullptr, "post() threw in async_wait, which consumed no permit");
     const auto& last = c.mo()[c.last_access(t)];
-    c.check(last.writer == t && last.val == 1, "post() threw and the permit was not put back");
+    c.check(
+      last.writer == t && last.val == 1, "post() threw and the permit was not put back");
     k->undone = true;
     wakes.push_back({t, c.tick(), -1, c.last_access(t), true});
     c.event("async_wait of " + nm(ops[id]) + " threw: its permit was put back");
@@ -373,15 +390,16 @@ public:
       if (!o.constructed)
         continue;
       if (o.completions == 0)
-        c.check(final_val == reinterpret_cast<std::uintptr_t>(&o) && o.owner == owner_parked,
-            "I5: " + nm(o) + " was never completed and is not the parked op (lost)");
+        c.check(
+          final_val == reinterpret_cast<std::uintptr_t>(&o) && o.owner == owner_parked,
+          "I5: " + nm(o) + " was never completed and is not the parked op (lost)");
       else
         c.check(o.completions == 1, "I2: " + nm(o) + " completed more than once");
     }
     if (is_op(final_val))
       c.check(op_at(final_val).completions == 0, "I5: a completed op is still in the word");
     c.check(waits_started == static_cast<std::uint64_t>(async_waits),
-        "I5: waits_started is " + std::to_string(waits_started) + " after "
+      "I5: waits_started is " + std::to_string(waits_started) + " after "
         + std::to_string(async_waits) + " async_wait calls");
     // I3 / I7
     for (auto& w : wakes)
@@ -390,7 +408,8 @@ public:
       {
         const model_op& o = ops[w.took];
         c.check(o.out == outcome::success && o.completed_by == w.tid,
-            "wake of T" + std::to_string(w.tid) + " took " + nm(o) + " but did not complete it with success");
+          "wake of T" + std::to_string(w.tid) + " took " + nm(o)
+            + " but did not complete it with success");
         continue;
       }
       const consume_rec* by = nullptr;
@@ -402,16 +421,19 @@ public:
         }
       if (!by)
       {
-        c.check(final_val == 1, "I3: lost wake: the wake() of T" + std::to_string(w.tid)
-            + " stored no permit that survives and completed no wait");
+        c.check(
+          final_val == 1, "I3: lost wake: the wake() of T" + std::to_string(w.tid)
+                            + " stored no permit that survives and completed no wait");
         continue;
       }
       if (w.restore)
         continue;
       const model_op& o = ops[by->op];
       c.check(c.happened_before(w.tid, w.payload_epoch, o.completion_clock),
-          "I7: data race: the payload T" + std::to_string(w.tid) + " wrote before wake() "
-          "does not happen-before the handler of " + nm(o) + ", which consumed that permit");
+        "I7: data race: the payload T" + std::to_string(w.tid)
+          + " wrote before wake() "
+            "does not happen-before the handler of "
+          + nm(o) + ", which consumed that permit");
     }
     // I4
     std::size_t prev = 0;
@@ -425,27 +447,30 @@ public:
     for (auto& k : consumes)
     {
       c.check(null_wake_between(prev, have_prev, k.idx),
-          "I4: phantom permit: " + nm(ops[k.op]) + " consumed a permit no wake() stored");
+        "I4: phantom permit: " + nm(ops[k.op]) + " consumed a permit no wake() stored");
       prev = k.idx;
       have_prev = true;
     }
     if (final_val == 1)
       c.check(null_wake_between(prev, have_prev, mo.size()),
-          "I4: phantom permit: a permit is stored at the end that no wake() stored");
+        "I4: phantom permit: a permit is stored at the end that no wake() stored");
     // I9
     if (mode == handoff::scheduler)
     {
       const long parked = is_op(final_val) ? 1 : 0;
       c.check(sched.unassigned == 0, "I9: work_started() counted a unit no operation took");
       c.check(sched.outstanding_work == sched.queued + parked,
-          "I9: the scheduler's outstanding work is " + std::to_string(sched.outstanding_work)
+        "I9: the scheduler's outstanding work is " + std::to_string(sched.outstanding_work)
           + ", not one unit per queued (" + std::to_string(sched.queued) + ") and parked ("
           + std::to_string(parked) + ") operation");
     }
   }
 };
 
-inline void model_op::post() { w->post(*this); }
+inline void model_op::post()
+{
+  w->post(*this);
+}
 
 inline void model_scheduler::work_started()
 {
@@ -457,7 +482,7 @@ inline void model_scheduler::work_started()
 inline void model_scheduler::parked(model_op& op)
 {
   w_.c.check(!op.work_counted && unassigned > 0,
-      "I9: " + world_base::nm(op) + " parked before work_started() counted its work");
+    "I9: " + world_base::nm(op) + " parked before work_started() counted its work");
   --unassigned;
   op.work_counted = true;
 }
@@ -469,7 +494,7 @@ inline void model_scheduler::post_immediate_completion(model_op* op, bool is_con
   w_.handed_off(*op, is_continuation ? "post_immediate_completion (continuation)"
                                      : "post_immediate_completion");
   w_.c.check(!op->work_counted, "I9: post_immediate_completion of " + world_base::nm(*op)
-      + ", whose work was counted already");
+                                  + ", whose work was counted already");
   ++outstanding_work; // what Asio's post_immediate_completion does first
   ++queued;
 }
@@ -481,7 +506,7 @@ inline void model_scheduler::post_deferred_completion(model_op* op)
   {
     // Only park() completing its own operation with a consumed permit, after counting.
     w_.c.check(unassigned > 0, "I9: post_deferred_completion of " + world_base::nm(*op)
-        + ", whose work no work_started() counted");
+                                 + ", whose work no work_started() counted");
     --unassigned;
   }
   op->work_counted = false; // the queue holds the unit now
@@ -586,8 +611,9 @@ public:
 private:
   void consumer_only(const char* what)
   {
-    c.check(c.tid() == consumer_tid, std::string("scenario error: ") + what
-        + " called by a producer (thread 0 is the consumer)");
+    c.check(
+      c.tid() == consumer_tid, std::string("scenario error: ") + what
+                                 + " called by a producer (thread 0 is the consumer)");
   }
 
   std::uint64_t waits_started_at_destruction = 0;
@@ -614,46 +640,96 @@ std::vector<scenario<State>> scenarios()
   std::vector<scenario<State>> s;
   auto none = [](W&) {};
   auto permit = [](W& w) { w.wake(); };
-  s.push_back({"wake_vs_register", none,
-      {[](W& w) { w.async_wait(0); }, [](W& w) { w.wake(); }}});
+  s.push_back(
+    {"wake_vs_register", none, {[](W& w) { w.async_wait(0); }, [](W& w) { w.wake(); }}});
   s.push_back({"two_wakes_vs_register", none,
-      {[](W& w) { w.async_wait(0); }, [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}});
+    {[](W& w) { w.async_wait(0); }, [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}});
   s.push_back({"wake_vs_register_cancel", none,
-      {[](W& w) { w.async_wait(0); w.cancel(); }, [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.cancel();
+     },
+      [](W& w) { w.wake(); }}});
   s.push_back({"two_wakes_vs_register_cancel", none,
-      {[](W& w) { w.async_wait(0); w.cancel(); },
-       [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.cancel();
+     },
+      [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}});
   s.push_back({"two_wakes_vs_register_cancel_register", none,
-      {[](W& w) { w.async_wait(0); w.cancel(); w.async_wait(1); },
-       [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}, true});
+    {[](W& w) {
+       w.async_wait(0);
+       w.cancel();
+       w.async_wait(1);
+     },
+      [](W& w) { w.wake(); }, [](W& w) { w.wake(); }},
+    true});
   s.push_back({"register_replace_vs_wake", none,
-      {[](W& w) { w.async_wait(0); w.async_wait(1); }, [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.async_wait(1);
+     },
+      [](W& w) { w.wake(); }}});
   s.push_back({"register_replace_vs_two_wakes", none,
-      {[](W& w) { w.async_wait(0); w.async_wait(1); },
-       [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}, true});
+    {[](W& w) {
+       w.async_wait(0);
+       w.async_wait(1);
+     },
+      [](W& w) { w.wake(); }, [](W& w) { w.wake(); }},
+    true});
   s.push_back({"wake_vs_destroy_after_completion", none,
-      {[](W& w) { w.async_wait(0); w.wait_completed(0); w.destroy(); },
-       [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.wait_completed(0);
+       w.destroy();
+     },
+      [](W& w) { w.wake(); }}});
   s.push_back({"permit_consume_vs_wake", permit,
-      {[](W& w) { w.async_wait(0); w.async_wait(1); }, [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.async_wait(1);
+     },
+      [](W& w) { w.wake(); }}});
   s.push_back({"permit_consume_vs_two_wakes", permit,
-      {[](W& w) { w.async_wait(0); w.wait_completed(0); w.async_wait(1); },
-       [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.wait_completed(0);
+       w.async_wait(1);
+     },
+      [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}});
   // The portable hand-off fails for the first wait's own post(): wherever the wake
   // lands, the permit is put back on the fast path (wake first), on park's
   // consumed-permit path (wake between try_consume_permit and park), or nothing throws
   // (wake after park: the wake's post() hands op A over).
   auto first_post_throws = [](W& w) { w.ops[0].post_throws = true; };
   s.push_back({"permit_restore_vs_wake", first_post_throws,
-      {[](W& w) { w.async_wait(0); w.async_wait(1); }, [](W& w) { w.wake(); }}, false, true});
+    {[](W& w) {
+       w.async_wait(0);
+       w.async_wait(1);
+     },
+      [](W& w) { w.wake(); }},
+    false, true});
   s.push_back({"permit_restore_vs_two_wakes", first_post_throws,
-      {[](W& w) { w.async_wait(0); w.async_wait(1); },
-       [](W& w) { w.wake(); }, [](W& w) { w.wake(); }}, true, true});
+    {[](W& w) {
+       w.async_wait(0);
+       w.async_wait(1);
+     },
+      [](W& w) { w.wake(); }, [](W& w) { w.wake(); }},
+    true, true});
   s.push_back({"shutdown_vs_wake", none,
-      {[](W& w) { w.async_wait(0); w.shutdown(); }, [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.shutdown();
+     },
+      [](W& w) { w.wake(); }}});
   s.push_back({"consumer_loop_vs_wake", none,
-      {[](W& w) { w.async_wait(0); w.wait_completed(0); w.async_wait(1); w.cancel(); },
-       [](W& w) { w.wake(); }}});
+    {[](W& w) {
+       w.async_wait(0);
+       w.wait_completed(0);
+       w.async_wait(1);
+       w.cancel();
+     },
+      [](W& w) { w.wake(); }}});
   return s;
 }
 
@@ -736,27 +812,32 @@ BOOST_AUTO_TEST_CASE(real_state_machine_all_scenarios)
       options opt = cli_options();
       opt.mode = mode;
       std::uint64_t total = 0;
-      const std::string tag = std::string(mode == memory_mode::sc ? "sc" : "weak") + "/"
-        + handoff_name(h);
+      const std::string tag =
+        std::string(mode == memory_mode::sc ? "sc" : "weak") + "/" + handoff_name(h);
       for (auto& sc : scenarios<real_state>())
       {
-        if ((sc.heavy && !long_run) || (!only.empty() && sc.name != only) || !applies(sc, h))
+        if ((sc.heavy && !long_run) || (!only.empty() && sc.name != only)
+            || !applies(sc, h))
           continue;
         result r = run_scenario(sc, h, opt);
         std::cout << std::dec << "interleavings[" << tag << "] " << sc.name << ": "
-                  << r.executions << " executions, max " << r.max_choices << " choice points";
+                  << r.executions << " executions, max " << r.max_choices
+                  << " choice points";
         if (sc.portable_only)
           std::cout << "; post() threw and the permit was put back in "
                     << restores().fast_path << " on the fast path, " << restores().park_path
                     << " on park's path";
-        std::cout << (r.bounded ? " (BOUNDED)" : "") << (r.failed ? "  FAILED" : "") << std::endl;
+        std::cout << (r.bounded ? " (BOUNDED)" : "") << (r.failed ? "  FAILED" : "")
+                  << std::endl;
         total += r.executions;
         BOOST_TEST(!r.bounded);
         if (sc.portable_only) // both restore paths are reached
           BOOST_TEST((restores().fast_path > 0 && restores().park_path > 0), sc.name);
-        BOOST_TEST(!r.failed, sc.name << " [" << tag << "]: " << r.message << "\n" << r.trace);
+        BOOST_TEST(!r.failed, sc.name << " [" << tag << "]: " << r.message << "\n"
+                                      << r.trace);
       }
-      std::cout << std::dec << "interleavings[" << tag << "] total: " << total << " executions\n";
+      std::cout << std::dec << "interleavings[" << tag << "] total: " << total
+                << " executions\n";
     }
 }
 
@@ -778,7 +859,8 @@ void expect_mutant_caught()
       {
         std::cout << std::dec << "mutant " << mutants::name(K) << ": caught by " << sc.name
                   << " [weak/" << handoff_name(h) << "] after " << r.executions
-                  << " executions: " << r.message << '\n' << r.trace;
+                  << " executions: " << r.message << '\n'
+                  << r.trace;
         caught = true;
         break;
       }
@@ -789,13 +871,34 @@ void expect_mutant_caught()
   BOOST_TEST(caught, "mutant " << mutants::name(K) << " was NOT caught");
 }
 
-BOOST_AUTO_TEST_CASE(mutant_wake_load_on_notified) { expect_mutant_caught<mutants::kind::wake_load_on_notified>(); }
-BOOST_AUTO_TEST_CASE(mutant_wake_exchange) { expect_mutant_caught<mutants::kind::wake_exchange>(); }
-BOOST_AUTO_TEST_CASE(mutant_wake_release_only) { expect_mutant_caught<mutants::kind::wake_release_only>(); }
-BOOST_AUTO_TEST_CASE(mutant_consume_relaxed) { expect_mutant_caught<mutants::kind::consume_relaxed>(); }
-BOOST_AUTO_TEST_CASE(mutant_cancel_plain_store) { expect_mutant_caught<mutants::kind::cancel_plain_store>(); }
-BOOST_AUTO_TEST_CASE(mutant_park_plain_store) { expect_mutant_caught<mutants::kind::park_plain_store>(); }
-BOOST_AUTO_TEST_CASE(mutant_park_drops_replaced) { expect_mutant_caught<mutants::kind::park_drops_replaced>(); }
+BOOST_AUTO_TEST_CASE(mutant_wake_load_on_notified)
+{
+  expect_mutant_caught<mutants::kind::wake_load_on_notified>();
+}
+BOOST_AUTO_TEST_CASE(mutant_wake_exchange)
+{
+  expect_mutant_caught<mutants::kind::wake_exchange>();
+}
+BOOST_AUTO_TEST_CASE(mutant_wake_release_only)
+{
+  expect_mutant_caught<mutants::kind::wake_release_only>();
+}
+BOOST_AUTO_TEST_CASE(mutant_consume_relaxed)
+{
+  expect_mutant_caught<mutants::kind::consume_relaxed>();
+}
+BOOST_AUTO_TEST_CASE(mutant_cancel_plain_store)
+{
+  expect_mutant_caught<mutants::kind::cancel_plain_store>();
+}
+BOOST_AUTO_TEST_CASE(mutant_park_plain_store)
+{
+  expect_mutant_caught<mutants::kind::park_plain_store>();
+}
+BOOST_AUTO_TEST_CASE(mutant_park_drops_replaced)
+{
+  expect_mutant_caught<mutants::kind::park_drops_replaced>();
+}
 
 // The plain-load mutant is not a lost wake-up in any interleaving: the permit it sees
 // is consumed after it. What it breaks is synchronisation: the consumer never
@@ -804,7 +907,8 @@ BOOST_AUTO_TEST_CASE(mutant_park_drops_replaced) { expect_mutant_caught<mutants:
 // wake-ups would not.
 BOOST_AUTO_TEST_CASE(mutant_wake_load_on_notified_is_a_synchronisation_defect)
 {
-  using state = mutants::mutant<mutants::kind::wake_load_on_notified>::state<model_op, checked_atomic>;
+  using state =
+    mutants::mutant<mutants::kind::wake_load_on_notified>::state<model_op, checked_atomic>;
   for (memory_mode mode : {memory_mode::sc, memory_mode::weak})
   {
     options opt = cli_options();

@@ -21,26 +21,33 @@ namespace mutants {
 
 enum class kind
 {
-  wake_load_on_notified,  // wake(): returns after a plain load that sees NOTIFIED
-  wake_exchange,          // wake(): one unconditional exchange(NOTIFIED)
-  wake_release_only,      // wake(): CAS with memory_order_release (no acquire of the op)
-  consume_relaxed,        // try_consume_permit()/park(): exchange with memory_order_relaxed
-  cancel_plain_store,     // cancel(): load, then a plain store of EMPTY (no CAS)
-  park_plain_store,       // park(): load, then a plain store of the op (no CAS)
-  park_drops_replaced,    // park(): forgets to return the replaced operation
+  wake_load_on_notified, // wake(): returns after a plain load that sees NOTIFIED
+  wake_exchange,         // wake(): one unconditional exchange(NOTIFIED)
+  wake_release_only,     // wake(): CAS with memory_order_release (no acquire of the op)
+  consume_relaxed,       // try_consume_permit()/park(): exchange with memory_order_relaxed
+  cancel_plain_store,    // cancel(): load, then a plain store of EMPTY (no CAS)
+  park_plain_store,      // park(): load, then a plain store of the op (no CAS)
+  park_drops_replaced,   // park(): forgets to return the replaced operation
 };
 
 inline const char* name(kind k)
 {
   switch (k)
   {
-  case kind::wake_load_on_notified: return "wake_load_on_notified";
-  case kind::wake_exchange: return "wake_exchange";
-  case kind::wake_release_only: return "wake_release_only";
-  case kind::consume_relaxed: return "consume_relaxed";
-  case kind::cancel_plain_store: return "cancel_plain_store";
-  case kind::park_plain_store: return "park_plain_store";
-  case kind::park_drops_replaced: return "park_drops_replaced";
+  case kind::wake_load_on_notified:
+    return "wake_load_on_notified";
+  case kind::wake_exchange:
+    return "wake_exchange";
+  case kind::wake_release_only:
+    return "wake_release_only";
+  case kind::consume_relaxed:
+    return "consume_relaxed";
+  case kind::cancel_plain_store:
+    return "cancel_plain_store";
+  case kind::park_plain_store:
+    return "park_plain_store";
+  case kind::park_drops_replaced:
+    return "park_drops_replaced";
   }
   return "?";
 }
@@ -78,8 +85,8 @@ struct mutant
           if (cur == notified)
             return nullptr;
         const std::uintptr_t next = is_op(cur) ? empty : notified;
-        constexpr auto order = K == kind::wake_release_only
-          ? std::memory_order_release : std::memory_order_acq_rel;
+        constexpr auto order = K == kind::wake_release_only ? std::memory_order_release
+                                                            : std::memory_order_acq_rel;
         if (word_.compare_exchange_weak(cur, next, order, std::memory_order_relaxed))
           return is_op(cur) ? to_op(cur) : nullptr;
       }
@@ -109,8 +116,8 @@ struct mutant
           word_.store(mine, std::memory_order_release);
           return {is_op(cur) ? to_op(cur) : nullptr, false};
         }
-        if (word_.compare_exchange_weak(cur, mine,
-              std::memory_order_acq_rel, std::memory_order_relaxed))
+        if (word_.compare_exchange_weak(
+              cur, mine, std::memory_order_acq_rel, std::memory_order_relaxed))
         {
           if constexpr (K == kind::park_drops_replaced)
             return {nullptr, false};
@@ -129,8 +136,8 @@ struct mutant
         word_.store(empty, std::memory_order_relaxed);
         return to_op(cur);
       }
-      if (word_.compare_exchange_strong(cur, empty,
-            std::memory_order_acquire, std::memory_order_relaxed))
+      if (word_.compare_exchange_strong(
+            cur, empty, std::memory_order_acquire, std::memory_order_relaxed))
         return to_op(cur);
       return nullptr;
     }

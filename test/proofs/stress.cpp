@@ -82,10 +82,12 @@ public:
   {
     thread_ = std::thread([this, seconds] {
       std::unique_lock<std::mutex> lock(m_);
-      if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return done_; }))
+      if (!cv_.wait_for(
+            lock, std::chrono::duration<double>(seconds), [this] { return done_; }))
       {
-        std::fprintf(stderr, "WATCHDOG: %s did not finish in %.0f s: hang (lost wake-up?)\n",
-            what_.c_str(), seconds);
+        std::fprintf(stderr,
+          "WATCHDOG: %s did not finish in %.0f s: hang (lost wake-up?)\n", what_.c_str(),
+          seconds);
         std::fflush(stderr);
         std::abort();
       }
@@ -111,9 +113,9 @@ private:
 
 struct alignas(64) producer_slot
 {
-  std::uint64_t data = 0;                 // PLAIN: handed off through wake()
-  std::atomic<std::uint64_t> seq{0};      // relaxed announcement, stored after wake()
-  std::atomic<std::uint64_t> ack{0};      // consumer -> producer (release/acquire)
+  std::uint64_t data = 0;            // PLAIN: handed off through wake()
+  std::atomic<std::uint64_t> seq{0}; // relaxed announcement, stored after wake()
+  std::atomic<std::uint64_t> ack{0}; // consumer -> producer (release/acquire)
   std::atomic<std::uint64_t> wakes{0};
 };
 
@@ -167,8 +169,8 @@ void deliver(shared_state& s, consumer_books& b, const std::vector<std::uint64_t
     if (v != snap[p])
     {
       ++s.failures;
-      std::fprintf(stderr, "DATA: producer %zu announced round %llu, slot holds %llu\n",
-          p, (unsigned long long)snap[p], (unsigned long long)v);
+      std::fprintf(stderr, "DATA: producer %zu announced round %llu, slot holds %llu\n", p,
+        (unsigned long long)snap[p], (unsigned long long)v);
     }
     b.acked[p] = snap[p];
     ++b.st.delivered;
@@ -213,8 +215,8 @@ struct tracked_handler
   }
 };
 
-asio::awaitable<void> consumer(asio_waker::atomic_waker& waker, shared_state& s,
-    consumer_books& b)
+asio::awaitable<void> consumer(
+  asio_waker::atomic_waker& waker, shared_state& s, consumer_books& b)
 {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer timer(ex);
@@ -242,8 +244,8 @@ asio::awaitable<void> consumer(asio_waker::atomic_waker& waker, shared_state& s,
     case 1: // raced against a timer: per-operation cancellation via the parallel group
     {
       timer.expires_after(std::chrono::microseconds(b.next(50)));
-      auto r = co_await (waker.async_wait(asio::use_awaitable)
-          || timer.async_wait(asio::use_awaitable));
+      auto r = co_await (
+        waker.async_wait(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
       if (r.index() == 0)
       {
         ++b.st.successes;
@@ -288,11 +290,13 @@ asio::awaitable<void> consumer(asio_waker::atomic_waker& waker, shared_state& s,
       asio::cancellation_signal sig;
       const std::size_t id = b.callback_completions.size();
       b.callback_completions.push_back(0);
-      waker.async_wait(asio::bind_cancellation_slot(sig.slot(), tracked_handler{&s, &b, id, snap}));
+      waker.async_wait(
+        asio::bind_cancellation_slot(sig.slot(), tracked_handler{&s, &b, id, snap}));
       if (b.next(2))
         co_await asio::post(ex, asio::use_awaitable);
       ++b.st.signals;
-      sig.emit(b.next(2) ? asio::cancellation_type::terminal : asio::cancellation_type::total);
+      sig.emit(
+        b.next(2) ? asio::cancellation_type::terminal : asio::cancellation_type::total);
       // Let the handler run before `sig` goes away (the slot's handler must not outlive it).
       while (b.callback_completions[id] == 0)
         co_await asio::post(ex, asio::use_awaitable);
@@ -346,13 +350,20 @@ void run_stress(int producers, double seconds)
       if (e)
       {
         ++s.failures;
-        try { std::rethrow_exception(e); }
-        catch (const std::exception& x) { std::fprintf(stderr, "consumer threw: %s\n", x.what()); }
+        try
+        {
+          std::rethrow_exception(e);
+        }
+        catch (const std::exception& x)
+        {
+          std::fprintf(stderr, "consumer threw: %s\n", x.what());
+        }
       }
     });
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
-      threads.emplace_back(producer, std::ref(waker), std::ref(s), static_cast<std::size_t>(p));
+      threads.emplace_back(
+        producer, std::ref(waker), std::ref(s), static_cast<std::size_t>(p));
     std::thread stopper([&] {
       std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
       s.stop.store(true);
@@ -381,14 +392,16 @@ void run_stress(int producers, double seconds)
     if (b.callback_completions[i] != 1)
     {
       ++s.failures;
-      std::fprintf(stderr, "callback wait %zu completed %d times\n", i, b.callback_completions[i]);
+      std::fprintf(
+        stderr, "callback wait %zu completed %d times\n", i, b.callback_completions[i]);
     }
   std::cout << "stress producers=" << producers << " seconds=" << seconds
-            << ": ops=" << (wakes + b.st.waits) << " (wakes=" << wakes << " waits=" << b.st.waits
-            << " successes=" << b.st.successes << " aborted=" << b.st.aborted
-            << " timeouts=" << b.st.timeouts << " replaced=" << b.st.replaced
-            << " cancels=" << b.st.cancels << " signals=" << b.st.signals
-            << " rounds_delivered=" << b.st.delivered << "/" << rounds << ")" << std::endl;
+            << ": ops=" << (wakes + b.st.waits) << " (wakes=" << wakes
+            << " waits=" << b.st.waits << " successes=" << b.st.successes
+            << " aborted=" << b.st.aborted << " timeouts=" << b.st.timeouts
+            << " replaced=" << b.st.replaced << " cancels=" << b.st.cancels
+            << " signals=" << b.st.signals << " rounds_delivered=" << b.st.delivered << "/"
+            << rounds << ")" << std::endl;
   BOOST_TEST(consumer_done == 1u);
   BOOST_TEST(s.failures == 0u);
   BOOST_TEST(b.st.delivered == rounds); // nothing lost: every round of every producer read
@@ -398,7 +411,19 @@ void run_stress(int producers, double seconds)
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(stress_1_producer) { run_stress(1, cli_seconds()); }
-BOOST_AUTO_TEST_CASE(stress_2_producers) { run_stress(2, cli_seconds()); }
-BOOST_AUTO_TEST_CASE(stress_4_producers) { run_stress(4, cli_seconds()); }
-BOOST_AUTO_TEST_CASE(stress_8_producers) { run_stress(8, cli_seconds()); }
+BOOST_AUTO_TEST_CASE(stress_1_producer)
+{
+  run_stress(1, cli_seconds());
+}
+BOOST_AUTO_TEST_CASE(stress_2_producers)
+{
+  run_stress(2, cli_seconds());
+}
+BOOST_AUTO_TEST_CASE(stress_4_producers)
+{
+  run_stress(4, cli_seconds());
+}
+BOOST_AUTO_TEST_CASE(stress_8_producers)
+{
+  run_stress(8, cli_seconds());
+}

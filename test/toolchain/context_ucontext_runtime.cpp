@@ -61,9 +61,8 @@ struct thread_fiber_state
   // thread's own TSan fiber.  It can only fail on getcontext()/new failure;
   // since current() is noexcept, that terminates, as upstream would.
   thread_fiber_state()
-      : main_record(new fiber_activation_record()), running(main_record.get())
-  {
-  }
+    : main_record(new fiber_activation_record()), running(main_record.get())
+  {}
 
   thread_fiber_state(const thread_fiber_state&) = delete;
   thread_fiber_state& operator=(const thread_fiber_state&) = delete;

@@ -46,7 +46,7 @@
 #define ASIO_WAKER_ASIO_VERSION ASIO_VERSION
 
 #define ASIO_WAKER_COMPLETION_TOKEN_FOR(sig) ASIO_COMPLETION_TOKEN_FOR(sig)
-#define ASIO_WAKER_WAIT_HANDLER_CHECK(handler_type, handler) \
+#define ASIO_WAKER_WAIT_HANDLER_CHECK(handler_type, handler)                               \
   ASIO_WAIT_HANDLER_CHECK(handler_type, handler)
 #define ASIO_WAKER_DEFINE_HANDLER_PTR(op) ASIO_DEFINE_HANDLER_PTR(op)
 #define ASIO_WAKER_HANDLER_CREATION(args) ASIO_HANDLER_CREATION(args)
@@ -93,7 +93,7 @@ namespace handler_cont_helpers = ::asio_handler_cont_helpers;
 #define ASIO_WAKER_ASIO_VERSION BOOST_ASIO_VERSION
 
 #define ASIO_WAKER_COMPLETION_TOKEN_FOR(sig) BOOST_ASIO_COMPLETION_TOKEN_FOR(sig)
-#define ASIO_WAKER_WAIT_HANDLER_CHECK(handler_type, handler) \
+#define ASIO_WAKER_WAIT_HANDLER_CHECK(handler_type, handler)                               \
   BOOST_ASIO_WAIT_HANDLER_CHECK(handler_type, handler)
 #define ASIO_WAKER_DEFINE_HANDLER_PTR(op) BOOST_ASIO_DEFINE_HANDLER_PTR(op)
 #define ASIO_WAKER_HANDLER_CREATION(args) BOOST_ASIO_HANDLER_CREATION(args)

@@ -42,8 +42,7 @@ protected:
 
   wait_op(func_type complete_func, post_func_type post_func) noexcept
     : scheduler_operation(complete_func), post_func_(post_func)
-  {
-  }
+  {}
 
 private:
   post_func_type post_func_;
@@ -56,7 +55,8 @@ class wait_op_runner
 {
 public:
   explicit wait_op_runner(wait_op* op) noexcept : op_(op) {}
-  wait_op_runner(wait_op_runner&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
+  wait_op_runner(wait_op_runner&& other) noexcept : op_(std::exchange(other.op_, nullptr))
+  {}
   wait_op_runner& operator=(wait_op_runner&&) = delete;
   ~wait_op_runner()
   {
@@ -82,10 +82,8 @@ public:
 
   wait_handler_op(Handler& handler, const IoExecutor& io_ex)
     : wait_op(&wait_handler_op::do_complete, &wait_handler_op::do_post),
-      handler_(std::move(handler)),
-      work_(handler_, io_ex)
-  {
-  }
+      handler_(std::move(handler)), work_(handler_, io_ex)
+  {}
 
   /// Counts outstanding work on the waker's executor until the operation completes, and
   /// keeps that executor for the portable hand-off. Only for contexts that no Asio

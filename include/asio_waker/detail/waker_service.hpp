@@ -97,7 +97,8 @@ public:
     using op = wait_handler_op<Handler, IoExecutor>;
     typename op::ptr p = {net::detail::addressof(handler), op::ptr::allocate(handler), 0};
     p.p = new (p.v) op(handler, io_ex);
-    ASIO_WAKER_HANDLER_CREATION((this->context(), *p.p, "atomic_waker", &impl, 0, "async_wait"));
+    ASIO_WAKER_HANDLER_CREATION(
+      (this->context(), *p.p, "atomic_waker", &impl, 0, "async_wait"));
     if (!impl.scheduler)
       p.p->track_io_work(io_ex);
 
@@ -272,17 +273,16 @@ private:
     cancellation_handler(
       waker_service* service, implementation_type* impl, std::uint64_t wait) noexcept
       : service_(service), impl_(impl), waker_id_(impl->id), wait_(wait)
-    {
-    }
+    {}
 
     void operator()(net::cancellation_type_t type)
     {
       using net::cancellation_type;
       // A cancelled wait has consumed nothing, so every cancellation type is honoured.
       if (!!(type
-            & (cancellation_type::terminal | cancellation_type::partial
-              | cancellation_type::total))
-        && is_live(service_, waker_id_) && impl_->waits_started == wait_)
+             & (cancellation_type::terminal | cancellation_type::partial
+                | cancellation_type::total))
+          && is_live(service_, waker_id_) && impl_->waits_started == wait_)
         service_->cancel(*impl_);
     }
 
@@ -306,7 +306,8 @@ private:
     return service->live_.count(id) != 0;
   }
 
-  static net::detail::scheduler* find_scheduler([[maybe_unused]] net::execution_context& ctx)
+  static net::detail::scheduler* find_scheduler(
+    [[maybe_unused]] net::execution_context& ctx)
   {
 #if defined(ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF)
     return nullptr;

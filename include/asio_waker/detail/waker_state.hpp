@@ -148,12 +148,12 @@ public:
       }
       else if (cur == empty)
       {
-        if (word_.compare_exchange_weak(cur, notified,
-              std::memory_order_release, std::memory_order_relaxed))
+        if (word_.compare_exchange_weak(
+              cur, notified, std::memory_order_release, std::memory_order_relaxed))
           return nullptr;
       }
-      else if (word_.compare_exchange_weak(cur, empty,
-            std::memory_order_acquire, std::memory_order_relaxed))
+      else if (word_.compare_exchange_weak(
+                 cur, empty, std::memory_order_acquire, std::memory_order_relaxed))
         return to_op(cur);
     }
   }
@@ -184,8 +184,8 @@ public:
         return {nullptr, true};
       }
       // cur is EMPTY or our previously parked operation.
-      if (word_.compare_exchange_weak(cur, mine,
-            std::memory_order_acq_rel, std::memory_order_relaxed))
+      if (word_.compare_exchange_weak(
+            cur, mine, std::memory_order_acq_rel, std::memory_order_relaxed))
         return {is_op(cur) ? to_op(cur) : nullptr, false};
     }
   }
@@ -199,8 +199,8 @@ public:
     if (!is_op(cur))
       return nullptr;
     // Failure means a producer moved op -> EMPTY: the wake won the race.
-    if (word_.compare_exchange_strong(cur, empty,
-          std::memory_order_acquire, std::memory_order_relaxed))
+    if (word_.compare_exchange_strong(
+          cur, empty, std::memory_order_acquire, std::memory_order_relaxed))
       return to_op(cur);
     return nullptr;
   }
