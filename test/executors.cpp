@@ -118,4 +118,22 @@ BOOST_AUTO_TEST_CASE(std_executor_hands_off_through_execute)
   wake_permit_and_cancel_through(mc, w);
 }
 
+BOOST_AUTO_TEST_CASE(shutdown_destroys_queued_and_parked_waits)
+{
+  destruction_probe probe;
+  int invoked = 0;
+  {
+    manual_context mc;
+    asio_waker::basic_atomic_waker<manual_context::ts_executor> queued(mc), parked(mc);
+    queued.async_wait([&invoked, t = probe.make()](error_code) { ++invoked; });
+    queued.wake(); // handed to the executor, never run
+    parked.async_wait([&invoked, t = probe.make()](error_code) { ++invoked; });
+    mc.shutdown_now(); // the service destroys the parked wait
+    BOOST_TEST(*probe.destroyed >= 1);
+    BOOST_TEST(invoked == 0);
+  } // wakers, then the context (and the queued wait with it)
+  BOOST_TEST(invoked == 0);
+  BOOST_TEST(*probe.destroyed >= 2);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
