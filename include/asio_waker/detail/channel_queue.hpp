@@ -69,14 +69,18 @@
 // moves only past a block whose every slot is written, so it is never past a block
 // that a producer still has to find. (Walking from tail_block_ alone, as tokio does,
 // makes every send walk the whole list while one preempted producer holds it back.)
-// The producer that moves tail_block_ past block B also moves newest_ if it was B, then
+// The producer that moves tail_block_ past block B also moves newest_ and last_ if they
+// were B, then
 // reads tail_ with fetch_add(0) and records that value in B (`observed_tail`) before
 // marking B released: every producer that may still walk through B claimed an index
 // below it (one that claimed later synchronizes with that fetch_add, so it sees both
 // pointers moved), and publishes only after its walk. The consumer reuses B only when B
 // is released and head_ has passed observed_tail. Reused blocks are appended again at
-// the end of the list (within a few hops of newest_, else freed), so a stream whose
-// producers and receiver keep pace allocates nothing. tail_block_ is moved by the
+// the end of the list (found from last_, which the same producer moves with newest_),
+// as long as the unused blocks there do not cover the largest backlog seen (and 64 KiB,
+// at least 4 blocks), else freed; so a stream allocates nothing once it has seen its
+// largest backlog, and the channel's memory is that of its busiest moment (freed with
+// the channel), as a vector keeps its capacity. tail_block_ is moved by the
 // producer that claims the first slot of a block, as far as that block.
 //
 // ## Allocation
@@ -96,6 +100,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <new>
@@ -131,6 +136,7 @@ public:
     block* first = new block(0);
     tail_block_.store(first, std::memory_order_relaxed);
     newest_.store(first, std::memory_order_relaxed);
+    last_.store(first, std::memory_order_relaxed);
     head_block_ = free_head_ = first;
   }
 
@@ -171,7 +177,7 @@ public:
     const std::uint64_t index = claimed >> 1;
     block* b = find_block(index, spare);
     if (spare)
-      append(b, spare.release());
+      append(spare.release());
 
     slot& s = b->slots[index % BlockSize];
     struct skip_on_unwind
@@ -289,7 +295,7 @@ private:
       block* next = b->next.load(std::memory_order_acquire);
       b = next ? next : link_after(b, spare);
     }
-    raise_newest(b);
+    raise(newest_, b);
     if (index % BlockSize == 0)
       advance_tail_block(b);
     return b;
@@ -305,17 +311,17 @@ private:
     if (b->next.compare_exchange_strong(
           expected, fresh, std::memory_order_seq_cst, std::memory_order_acquire))
     {
-      raise_linked_end(fresh->start + BlockSize);
+      linked(fresh);
       return fresh;
     }
-    append(expected, fresh); // another producer won: keep ours further down
+    append(fresh); // another producer won: keep ours further down
     return expected;
   }
 
-  /// Appends `fresh` at the end of the list, starting from `b` (alive while the caller
-  /// has an unpublished claim at or before it).
-  void append(block* b, block* fresh) noexcept
+  /// Appends `fresh` at the end of the list, found from last_.
+  void append(block* fresh) noexcept
   {
+    block* b = last_.load(std::memory_order_acquire);
     for (;;)
     {
       fresh->start = b->start + BlockSize;
@@ -323,11 +329,23 @@ private:
       if (b->next.compare_exchange_strong(
             expected, fresh, std::memory_order_seq_cst, std::memory_order_acquire))
       {
-        raise_linked_end(fresh->start + BlockSize);
+        linked(fresh);
         return;
       }
       b = expected;
     }
+  }
+
+  /// Book-keeping after `b` was linked at the end.
+  void linked(block* b) noexcept
+  {
+    raise(last_, b);
+    const std::uint64_t end = b->start + BlockSize;
+    std::uint64_t cur = linked_end_.load(std::memory_order_relaxed);
+    while (cur < end
+           && !linked_end_.compare_exchange_weak(
+             cur, end, std::memory_order_relaxed, std::memory_order_relaxed))
+    {}
   }
 
   static block* new_block_after_claim() noexcept
@@ -340,11 +358,12 @@ private:
     }
   }
 
-  void raise_newest(block* b) noexcept
+  /// Moves `hint` forward to `b` unless it is already there or further.
+  static void raise(Atomic<block*>& hint, block* b) noexcept
   {
-    block* cur = newest_.load(std::memory_order_acquire);
+    block* cur = hint.load(std::memory_order_acquire);
     while (cur->start < b->start
-           && !newest_.compare_exchange_weak(
+           && !hint.compare_exchange_weak(
              cur, b, std::memory_order_release, std::memory_order_acquire))
     {}
   }
@@ -365,23 +384,17 @@ private:
       if (!tail_block_.compare_exchange_strong(
             t, next, std::memory_order_release, std::memory_order_relaxed))
         continue;
-      // Keep newest_ at or after tail_block_, before tail_ is read: a producer that
-      // claims after that read sees both moves.
-      block* expected = t;
-      newest_.compare_exchange_strong(
-        expected, next, std::memory_order_release, std::memory_order_relaxed);
+      // Keep newest_ and last_ at or after tail_block_, before tail_ is read: a
+      // producer that claims after that read sees these moves.
+      for (Atomic<block*>* hint : {&newest_, &last_})
+      {
+        block* expected = t;
+        hint->compare_exchange_strong(
+          expected, next, std::memory_order_release, std::memory_order_relaxed);
+      }
       t->observed_tail = tail_.fetch_add(0, std::memory_order_acq_rel) >> 1;
       t->released.store(1, std::memory_order_release);
     }
-  }
-
-  void raise_linked_end(std::uint64_t end) noexcept
-  {
-    std::uint64_t cur = linked_end_.load(std::memory_order_relaxed);
-    while (cur < end
-           && !linked_end_.compare_exchange_weak(
-             cur, end, std::memory_order_relaxed, std::memory_order_relaxed))
-    {}
   }
 
   /// Consumer: reuses every block before head_block_ that no producer can still reach.
@@ -397,30 +410,33 @@ private:
     }
   }
 
-  /// Consumer: resets `b` and appends it within a few hops of tail_block_, or frees it.
+  /// Consumer: resets `b` and appends it at the end of the list for later sends, or
+  /// frees it when the unused blocks there already cover the largest backlog seen (at
+  /// least `retained_blocks`): like a vector's capacity, the list keeps what its
+  /// busiest moment needed.
   void recycle(block* b) noexcept
   {
+    const std::uint64_t end = linked_end_.load(std::memory_order_relaxed);
+    const std::uint64_t claimed = tail_.load(std::memory_order_relaxed) >> 1;
+    if (claimed > head_ && claimed - head_ > peak_backlog_)
+      peak_backlog_ = claimed - head_;
+    const std::uint64_t unused = end > claimed ? end - claimed : 0;
+    if (unused >= retained_blocks * BlockSize && unused >= peak_backlog_ + BlockSize)
+    {
+      delete b;
+      return;
+    }
     b->next.store(nullptr, std::memory_order_relaxed);
     b->released.store(0, std::memory_order_relaxed);
     for (slot& s : b->slots)
       s.state.store(empty_slot, std::memory_order_relaxed);
-    // Blocks at or after tail_block_ are never released, so never reclaimed: newest_,
-    // at or after it, is safe to walk from.
-    block* last = newest_.load(std::memory_order_acquire);
-    for (int hops = 0; hops < 4; ++hops)
-    {
-      b->start = last->start + BlockSize;
-      block* expected = nullptr;
-      if (last->next.compare_exchange_strong(
-            expected, b, std::memory_order_seq_cst, std::memory_order_acquire))
-      {
-        raise_linked_end(b->start + BlockSize);
-        return;
-      }
-      last = expected;
-    }
-    delete b;
+    append(b);
   }
+
+  /// Unused blocks always kept for later sends: 4, or as many as fit in 64 KiB.
+  static constexpr std::uint64_t retained_blocks = sizeof(block) * 4 > 65536
+                                                     ? 4
+                                                     : 65536 / sizeof(block);
 
   // Producers' words, on their own cache line.
   alignas(64) Atomic<std::uint64_t> tail_{0};
@@ -428,11 +444,13 @@ private:
   Atomic<std::uint64_t> linked_end_{BlockSize};
   Atomic<block*> tail_block_{nullptr};
   Atomic<block*> newest_{nullptr};
+  Atomic<block*> last_{nullptr};
 
   // The consumer's, on another.
   alignas(64) block* head_block_;
   std::uint64_t head_ = 0;
   block* free_head_;
+  std::uint64_t peak_backlog_ = 0; // values claimed and not yet taken, at most
 };
 
 } // namespace detail
