@@ -530,10 +530,6 @@ void print_header(const options& o)
   std::printf("- moodycamel::ConcurrentQueue not found at build time: mc_* contenders "
               "skipped (Debian: libconcurrentqueue-dev)\n");
 #endif
-#if !defined(BENCH_HAVE_AW_CHANNEL)
-  std::printf("- <asio_waker/channel.hpp> not found at build time: aw_* contenders "
-              "skipped\n");
-#endif
   if (!malloc_counting())
     std::printf("- WARNING: sanitizer build, heap allocations are not counted\n");
   std::fflush(stdout);
@@ -575,7 +571,7 @@ void print_targets(const options& o, const std::map<int, ratio_table>& s_t,
   for (auto& t : targets)
   {
     std::printf("| %s | %s |", t.what,
-      std::isnan(t.bound) ? "-" : ((t.ge ? ">= " : "<= ") + fmt(t.bound)).c_str());
+      std::isnan(t.bound) ? "-" : ((t.ge ? ">= " : "<= ") + ratio_table::fmt3(t.bound)).c_str());
     bool all = true, any = false;
     for (int p : o.producers)
     {

@@ -50,10 +50,7 @@
 #include <concurrentqueue.h> // the directory that holds it is on the include path
 #endif
 
-#if __has_include(<asio_waker/channel.hpp>)
 #include <asio_waker/channel.hpp>
-#define BENCH_HAVE_AW_CHANNEL 1
-#endif
 
 namespace bench {
 namespace asio = boost::asio;
@@ -460,7 +457,6 @@ private:
 };
 #endif // BENCH_HAVE_MOODYCAMEL
 
-#if defined(BENCH_HAVE_AW_CHANNEL)
 // ---------------------------------------------------------------------------
 // 6. asio_waker's channel (contract Part 3). Each producer thread holds its own copy of
 //    the sender. Many = false: async_receive, one value per completion.
@@ -549,7 +545,6 @@ struct aw_receive_many : aw_channel_contender<true>
   static constexpr const char* name = "aw_receive_many";
   using aw_channel_contender::aw_channel_contender;
 };
-#endif // BENCH_HAVE_AW_CHANNEL
 
 // Calls f.template operator()<C>() for every contender built in, in table order.
 template <class F>
@@ -563,10 +558,8 @@ void for_each_channel_contender(F&& f)
   f.template operator()<mc_waker_tokens>();
   f.template operator()<mc_post_per_value>();
 #endif
-#if defined(BENCH_HAVE_AW_CHANNEL)
   f.template operator()<aw_receive>();
   f.template operator()<aw_receive_many>();
-#endif
 }
 
 } // namespace bench
