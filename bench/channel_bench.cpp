@@ -41,10 +41,10 @@ struct options
   std::set<std::string> only; // empty: all
   std::string data_dir;
   std::vector<int> producers{1, 2, 4, 8};
-  double s_seconds = 0.3;     // producers send for this long, then the consumer drains
-  u64 window = 1u << 16;      // values in flight, all producers together; 0: unbounded
-  u64 max_values = 50000000;  // per stream run, all producers together
-  int pp_rounds = 20000;      // ping-pong round trips per repetition (after 10% warm-up)
+  double s_seconds = 0.3;    // producers send for this long, then the consumer drains
+  u64 window = 1u << 16;     // values in flight, all producers together; 0: unbounded
+  u64 max_values = 50000000; // per stream run, all producers together
+  int pp_rounds = 20000;     // ping-pong round trips per repetition (after 10% warm-up)
 };
 
 template <class C>
@@ -158,8 +158,8 @@ stream_result run_stream(int producers, const options& o)
           for (int k = 0; k < 256 && seq < limit; ++k)
             prod.send(tag | ++seq);
           // The window: at most about `window` values in flight, all producers together.
-          while (o.window != 0 && seq * producers >
-                                    o.window + received.v.load(std::memory_order_relaxed))
+          while (o.window != 0
+                 && seq * producers > o.window + received.v.load(std::memory_order_relaxed))
           {
             if (stop.load(std::memory_order_relaxed))
               break;
@@ -260,7 +260,8 @@ pingpong_result run_pingpong(int warm, int rounds)
     return true;
   };
   clock_type::time_point done_a, done_b;
-  auto run_side = [](asio::io_context& ctx, auto& c, auto& sink, clock_type::time_point& d) {
+  auto run_side = [](
+                    asio::io_context& ctx, auto& c, auto& sink, clock_type::time_point& d) {
     auto guard = asio::make_work_guard(ctx);
     asio::co_spawn(ctx, consumer_main(c, sink, d, guard), rethrow);
     ctx.run();
@@ -273,9 +274,10 @@ pingpong_result run_pingpong(int warm, int rounds)
   tb.join();
   pingpong_result r;
   r.ns_per_round_trip = per.median();
-  r.allocs_per_round_trip = malloc_counting() && rounds > 1
-    ? double((a_last.allocs - a_first.allocs) + (b_last.allocs - b_first.allocs)) / rounds
-    : NAN;
+  r.allocs_per_round_trip =
+    malloc_counting() && rounds > 1
+      ? double((a_last.allocs - a_first.allocs) + (b_last.allocs - b_first.allocs)) / rounds
+      : NAN;
   return r;
 }
 
@@ -407,7 +409,8 @@ public:
       for (std::size_t i = 0; i < extra_cols_.size(); ++i)
       {
         auto it = extra_.find({name, i});
-        std::fprintf(out, " %s |", it == extra_.end() ? "n/a" : fmt3(it->second.median()).c_str());
+        std::fprintf(
+          out, " %s |", it == extra_.end() ? "n/a" : fmt3(it->second.median()).c_str());
       }
       std::fprintf(out, "\n");
     }
@@ -421,8 +424,7 @@ public:
     for (auto& name : order_)
     {
       const stats& s = rows_.at(name);
-      std::fprintf(
-        out, "%s\t%.6g\t%.6g\t%.6g", name.c_str(), s.median(), s.min(), s.max());
+      std::fprintf(out, "%s\t%.6g\t%.6g\t%.6g", name.c_str(), s.median(), s.min(), s.max());
       for (std::size_t i = 0; i < extra_cols_.size(); ++i)
       {
         auto it = extra_.find({name, i});
@@ -495,7 +497,8 @@ int cycle_mode(const std::string& name, long values, int batch)
     {
       found = true;
       cycle_result r = run_cycle<C>(values, batch);
-      std::printf("%s values=%ld batch=%d allocs_per_value=%.4f ns_per_value=%.1f errors=%llu\n",
+      std::printf(
+        "%s values=%ld batch=%d allocs_per_value=%.4f ns_per_value=%.1f errors=%llu\n",
         C::name, values, batch, r.allocs_per_value, r.ns_per_value,
         static_cast<unsigned long long>(r.errors));
       if (r.errors)
@@ -504,8 +507,8 @@ int cycle_mode(const std::string& name, long values, int batch)
   });
   if (!found)
   {
-    std::fprintf(stderr, "unknown contender, or values out of order, in --cycle %s\n",
-      name.c_str());
+    std::fprintf(
+      stderr, "unknown contender, or values out of order, in --cycle %s\n", name.c_str());
     return 2;
   }
   return 0;
@@ -571,7 +574,8 @@ void print_targets(const options& o, const std::map<int, ratio_table>& s_t,
   for (auto& t : targets)
   {
     std::printf("| %s | %s |", t.what,
-      std::isnan(t.bound) ? "-" : ((t.ge ? ">= " : "<= ") + ratio_table::fmt3(t.bound)).c_str());
+      std::isnan(t.bound) ? "-"
+                          : ((t.ge ? ">= " : "<= ") + ratio_table::fmt3(t.bound)).c_str());
     bool all = true, any = false;
     for (int p : o.producers)
     {
@@ -613,14 +617,14 @@ int run_all(const options& o)
       char title[200];
       std::snprintf(title, sizeof title, "(s) stream, %d producer thread%s: values/s", p,
         p == 1 ? "" : "s");
-      s_t.emplace(p,
-        ratio_table(title, "values/s",
-          "End to end, higher is better. receives: receive or wait operations the "
-          "consumer started, per value; parks: of those, started with nothing queued "
-          "(n/a: not observable from outside); allocs: heap allocations per value, all "
-          "threads; queued: share of the values still queued when the producers "
-          "stopped.",
-          stream_peers, {"receives/value", "parks/value", "allocs/value", "queued"}));
+      s_t.emplace(
+        p, ratio_table(title, "values/s",
+             "End to end, higher is better. receives: receive or wait operations the "
+             "consumer started, per value; parks: of those, started with nothing queued "
+             "(n/a: not observable from outside); allocs: heap allocations per value, all "
+             "threads; queued: share of the values still queued when the producers "
+             "stopped.",
+             stream_peers, {"receives/value", "parks/value", "allocs/value", "queued"}));
     }
     for (int rep = 0; rep < o.reps; ++rep)
       for (int p : o.producers)

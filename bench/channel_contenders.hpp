@@ -105,8 +105,7 @@ public:
       {
         bool more = true;
         while (more && ch_.try_receive([&](error_code, u64 v) { more = sink(v); }))
-        {
-        }
+        {}
         if (!more)
           co_return;
         ++parks; // the buffer was empty a moment ago
@@ -201,7 +200,7 @@ public:
   auto async_receive_some(std::vector<u64>& out, Token&& token)
   {
     return asio::async_initiate<Token, void(error_code)>(
-      [this, &out](auto h) { wait_then_take(std::move(h), out); }, token);
+      [this, &out](auto h) { this->wait_then_take(std::move(h), out); }, token);
   }
 
   std::uint64_t receives = 0, parks = 0;
@@ -265,8 +264,7 @@ public:
 
   private:
     struct no_token
-    {
-    };
+    {};
     using token_type = std::conditional_t<Tokens, moodycamel::ProducerToken, no_token>;
     static token_type make_token(mc_waker_contender& c)
     {
@@ -303,7 +301,7 @@ public:
   auto async_receive_some(std::vector<u64>& out, Token&& token)
   {
     return asio::async_initiate<Token, void(error_code)>(
-      [this, &out](auto h) { wait_then_take(std::move(h), out); }, token);
+      [this, &out](auto h) { this->wait_then_take(std::move(h), out); }, token);
   }
 
   std::uint64_t receives = 0, parks = 0;
@@ -399,7 +397,7 @@ public:
   auto async_receive_one(Token&& token)
   {
     return asio::async_initiate<Token, void(error_code, u64)>(
-      [this](auto h) { initiate(std::move(h)); }, token);
+      [this](auto h) { this->initiate(std::move(h)); }, token);
   }
 
   template <class Sink>
