@@ -660,7 +660,7 @@ int run_all(const options& o)
     for (std::size_t i = 0; i <= o.producers.size(); ++i)
       std::printf("---:|");
     std::printf("\n");
-    data_file dv(o, "s_values.dat");
+    data_file dv(o, "channel_s_values.dat");
     if (dv.f)
       std::fprintf(dv.f, "threads");
     for_each_channel_contender([&]<class C>() {
@@ -695,7 +695,7 @@ int run_all(const options& o)
     for (int p : o.producers)
     {
       s_t.at(p).print(stdout);
-      data_file df(o, "s_" + std::to_string(p) + ".tsv");
+      data_file df(o, "channel_s_" + std::to_string(p) + ".tsv");
       if (df.f)
         s_t.at(p).write_tsv(df.f);
     }
@@ -719,7 +719,7 @@ int run_all(const options& o)
           t.extra(C::name, 0).add(r.allocs_per_round_trip);
       });
     t.print(stdout);
-    data_file df(o, "p.tsv");
+    data_file df(o, "channel_p.tsv");
     if (df.f)
       t.write_tsv(df.f);
   }

@@ -198,7 +198,7 @@ echo "counting channel instructions per value ..." >&2
 "$root/bench/channel_counts.sh" "$cbin" "$out/data" "$channel_values" >/dev/null
 celapsed=$(( $(date +%s) - cstart ))
 cload_after=$(cut -d' ' -f1-3 /proc/loadavg)
-plot "$out/data/s_values.dat" "$out/channel_stream.png" \
+plot "$out/data/channel_s_values.dat" "$out/channel_stream.png" \
   "channel (s) stream of u64: values/s end to end vs producer threads (higher is better)" \
   "values/s" "set logscale y 10; set format y '%.0e'" "(1, 2, 4, 8, 15, 16)" "[0.85:10]"
 {
@@ -222,6 +222,15 @@ plot "$out/data/s_values.dat" "$out/channel_stream.png" \
   echo "![stream: values/s vs producer threads](channel_stream.png)"
   echo
   cat "$out/data/channel_cycle.md"
+  echo
+  awk -F'\t' '
+    { i1[$1] = $2; i64[$1] = $3 }
+    function v(a, b) { return (a == "" || b == "" || b == 0) ? "n/a" : sprintf("%.2f (%s)", a / b, a <= b ? "met" : "**not met**") }
+    END {
+      if (!("aw_receive_many" in i1)) exit
+      printf "Issue 9 target (c): `aw_receive_many` instructions per value <= `mc_waker`'"'"'s in the same callgrind run: x mc_waker at B=1: %s; at B=64: %s.\n",
+        v(i1["aw_receive_many"], i1["mc_waker"]), v(i64["aw_receive_many"], i64["mc_waker"])
+    }' "$out/data/channel_cycle.tsv"
   echo
   sed -n '/^#### (p) ping-pong/,$p' "$out/data/channel_tables.md"
   echo
