@@ -235,6 +235,7 @@ plot "$out/data/channel_s_values.dat" "$out/channel_stream.png" \
   sed -n '/^#### (p) ping-pong/,$p' "$out/data/channel_tables.md"
   echo
   echo "## Stream tables, per producer count"
+  echo
   sed -n '/^#### (s) stream, [0-9]/,/^#### (p) ping-pong/p' "$out/data/channel_tables.md" | sed '$d'
 } >"$out/channel_results.md"
 echo "wrote $out/channel_results.md and $out/channel_stream.png (${celapsed} s)" >&2
