@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/version.hpp>
@@ -66,6 +68,15 @@ asio::awaitable<void> consumer_main(C& c, Sink& sink, clock_type::time_point& do
   guard.reset();
 }
 
+// The calling thread's voluntary context switches so far: each time the io thread found
+// nothing to run and blocked in the scheduler, whatever the contender.
+inline long voluntary_switches()
+{
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_nvcsw;
+}
+
 inline void rethrow(std::exception_ptr e)
 {
   if (e)
@@ -83,7 +94,8 @@ struct stream_result
   double receives_per_value = 0;
   double parks_per_value = 0;
   double allocs_per_value = 0;
-  double queued_at_stop = 0; // fraction of all values still queued when producers stopped
+  double queued_at_stop = 0;   // fraction of all values still queued when producers stopped
+  double sleeps_per_value = 0; // the consumer thread's voluntary context switches
   u64 values = 0;
   u64 errors = 0;
 };
@@ -124,13 +136,16 @@ stream_result run_stream(int producers, const options& o)
   clock_type::time_point done;
   std::atomic<bool> consumer_ready{false};
   alloc_counts cons0{}, cons1{};
+  long sleeps = 0;
   std::thread consumer([&] {
     cons0 = thread_alloc_counts();
+    long nvcsw0 = voluntary_switches();
     auto guard = asio::make_work_guard(ctx);
     asio::co_spawn(ctx, consumer_main(c, sink, done, guard), rethrow);
     consumer_ready.store(true, std::memory_order_release);
     ctx.run();
     cons1 = thread_alloc_counts();
+    sleeps = voluntary_switches() - nvcsw0;
   });
 
   struct alignas(64) producer_result
@@ -203,6 +218,7 @@ stream_result run_stream(int producers, const options& o)
   r.receives_per_value = double(c.receives) / double(total);
   r.parks_per_value = C::parks_observable ? double(c.parks) / double(total) : NAN;
   r.allocs_per_value = malloc_counting() ? double(allocs) / double(total) : NAN;
+  r.sleeps_per_value = double(sleeps) / double(total);
   r.queued_at_stop =
     total > received_at_stop ? double(total - received_at_stop) / double(total) : 0.0;
   return r;
@@ -642,7 +658,8 @@ int run_all(const options& o)
              "(n/a: not observable from outside); allocs: heap allocations per value, all "
              "threads; queued: share of the values still queued when the producers "
              "stopped.",
-             stream_peers, {"receives/value", "parks/value", "allocs/value", "queued"}));
+             stream_peers,
+             {"receives/value", "parks/value", "sleeps/value", "allocs/value", "queued"}));
     }
     for (int rep = 0; rep < o.reps; ++rep)
       for (int p : o.producers)
@@ -663,10 +680,11 @@ int run_all(const options& o)
             t.extra(C::name, 1).add(r.parks_per_value);
           if (!std::isnan(r.allocs_per_value))
           {
-            t.extra(C::name, 2).add(r.allocs_per_value);
+            t.extra(C::name, 3).add(r.allocs_per_value);
             s_allocs[p][C::name].add(r.allocs_per_value);
           }
-          t.extra(C::name, 3).add(r.queued_at_stop);
+          t.extra(C::name, 2).add(r.sleeps_per_value);
+          t.extra(C::name, 4).add(r.queued_at_stop);
         });
 
     // Summary: median values/s per P, and the median over P.
