@@ -10,9 +10,9 @@
 // Slot `i` of the stream is slot `i % N` of the block whose `start` is `i - i % N`. Blocks
 // are linked in order of `start`, with no gaps.
 //
-//     free_head_ ... head_block_ ............ tail_block_ ... (spare blocks) -> null
-//     (consumer: consumed blocks not yet     (producers: a hint where to start looking
-//      reusable, then the one it reads)        for the block of a claimed index)
+//     free_head_ ... head_block_ ...... tail_block_ ... newest_ ... (spares) -> null
+//     (consumer: consumed blocks not yet  (producers: never past an unwritten slot;
+//      reusable, then the one it reads)    newest_: the newest block a producer found)
 //
 // ## The words
 //
@@ -64,14 +64,20 @@
 //
 // ## Block lifetime
 //
-// Producers find their block starting at tail_block_, which is advanced only past a
-// block whose every slot is published (so a producer's block is never behind it). The
-// producer that advances it past block B then reads tail_ with fetch_add(0) and records
-// that value in B (`observed_tail`) before marking B released: every producer that may
-// still walk through B claimed an index below it, and publishes only after its walk. The
-// consumer reuses B only when B is released and head_ has passed observed_tail. Reused
-// blocks are appended again at the end of the list (within a few hops of tail_block_,
-// else freed), so a stream whose producers and receiver keep pace allocates nothing.
+// Producers find their block by walking forward from newest_ (the newest block any
+// producer found), or from tail_block_ when newest_ is already past theirs. tail_block_
+// moves only past a block whose every slot is written, so it is never past a block
+// that a producer still has to find. (Walking from tail_block_ alone, as tokio does,
+// makes every send walk the whole list while one preempted producer holds it back.)
+// The producer that moves tail_block_ past block B also moves newest_ if it was B, then
+// reads tail_ with fetch_add(0) and records that value in B (`observed_tail`) before
+// marking B released: every producer that may still walk through B claimed an index
+// below it (one that claimed later synchronizes with that fetch_add, so it sees both
+// pointers moved), and publishes only after its walk. The consumer reuses B only when B
+// is released and head_ has passed observed_tail. Reused blocks are appended again at
+// the end of the list (within a few hops of newest_, else freed), so a stream whose
+// producers and receiver keep pace allocates nothing. tail_block_ is moved by the
+// producer that claims the first slot of a block, as far as that block.
 //
 // ## Allocation
 //
@@ -124,6 +130,7 @@ public:
   {
     block* first = new block(0);
     tail_block_.store(first, std::memory_order_relaxed);
+    newest_.store(first, std::memory_order_relaxed);
     head_block_ = free_head_ = first;
   }
 
@@ -272,15 +279,19 @@ private:
   block* find_block(std::uint64_t index, std::unique_ptr<block>& spare)
   {
     const std::uint64_t start = index - index % BlockSize;
-    block* b = tail_block_.load(std::memory_order_acquire);
+    // newest_ is usually our block or the one before. If later claims moved it past
+    // ours, tail_block_ cannot be past ours: it never passes an unwritten slot.
+    block* b = newest_.load(std::memory_order_acquire);
+    if (b->start > start)
+      b = tail_block_.load(std::memory_order_acquire);
     while (b->start != start)
     {
       block* next = b->next.load(std::memory_order_acquire);
-      if (!next)
-        next = link_after(b, spare);
-      try_advance_tail_block(b, next);
-      b = next;
+      b = next ? next : link_after(b, spare);
     }
+    raise_newest(b);
+    if (index % BlockSize == 0)
+      advance_tail_block(b);
     return b;
   }
 
@@ -329,19 +340,39 @@ private:
     }
   }
 
-  /// Moves tail_block_ from `b` to `next` if every slot of `b` is published, and
-  /// releases `b` to the consumer.
-  void try_advance_tail_block(block* b, block* next) noexcept
+  void raise_newest(block* b) noexcept
   {
-    for (std::size_t k = 0; k < BlockSize; ++k)
-      if (b->slots[k].state.load(std::memory_order_acquire) == empty_slot)
+    block* cur = newest_.load(std::memory_order_acquire);
+    while (cur->start < b->start
+           && !newest_.compare_exchange_weak(
+             cur, b, std::memory_order_release, std::memory_order_acquire))
+    {}
+  }
+
+  /// Moves tail_block_ forward, up to `mine` (the caller's block, unpublished), past
+  /// every block whose slots are all written, releasing each to the consumer.
+  void advance_tail_block(block* mine) noexcept
+  {
+    for (;;)
+    {
+      block* t = tail_block_.load(std::memory_order_acquire);
+      if (t->start >= mine->start)
         return;
-    block* expected = b;
-    if (!tail_block_.compare_exchange_strong(
-          expected, next, std::memory_order_release, std::memory_order_relaxed))
-      return;
-    b->observed_tail = tail_.fetch_add(0, std::memory_order_acq_rel) >> 1;
-    b->released.store(1, std::memory_order_release);
+      for (std::size_t k = 0; k < BlockSize; ++k)
+        if (t->slots[k].state.load(std::memory_order_acquire) == empty_slot)
+          return;
+      block* next = t->next.load(std::memory_order_acquire); // not null: mine follows
+      if (!tail_block_.compare_exchange_strong(
+            t, next, std::memory_order_release, std::memory_order_relaxed))
+        continue;
+      // Keep newest_ at or after tail_block_, before tail_ is read: a producer that
+      // claims after that read sees both moves.
+      block* expected = t;
+      newest_.compare_exchange_strong(
+        expected, next, std::memory_order_release, std::memory_order_relaxed);
+      t->observed_tail = tail_.fetch_add(0, std::memory_order_acq_rel) >> 1;
+      t->released.store(1, std::memory_order_release);
+    }
   }
 
   void raise_linked_end(std::uint64_t end) noexcept
@@ -373,8 +404,9 @@ private:
     b->released.store(0, std::memory_order_relaxed);
     for (slot& s : b->slots)
       s.state.store(empty_slot, std::memory_order_relaxed);
-    // tail_block_ is never released, so never reclaimed: safe to walk from.
-    block* last = tail_block_.load(std::memory_order_acquire);
+    // Blocks at or after tail_block_ are never released, so never reclaimed: newest_,
+    // at or after it, is safe to walk from.
+    block* last = newest_.load(std::memory_order_acquire);
     for (int hops = 0; hops < 4; ++hops)
     {
       b->start = last->start + BlockSize;
@@ -395,6 +427,7 @@ private:
   Atomic<std::uint64_t> close_index_{std::numeric_limits<std::uint64_t>::max()};
   Atomic<std::uint64_t> linked_end_{BlockSize};
   Atomic<block*> tail_block_{nullptr};
+  Atomic<block*> newest_{nullptr};
 
   // The consumer's, on another.
   alignas(64) block* head_block_;
