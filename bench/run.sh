@@ -16,7 +16,7 @@
 #   channel_results.md    channel_bench: all tables, the machine and the command
 #   channel_stream.png    channel (s) stream: values/s vs producer threads
 #   data/                 raw medians (TSV) and callgrind_annotate of the asio_waker cycles
-# Takes about 6 minutes (waker_bench) plus about 4 (channel_bench) on 2 cores with the
+# Takes about 6 minutes (waker_bench) plus about 2 (channel_bench) on 2 cores with the
 # defaults. Installs valgrind, strace, gnuplot-nox and, for channel_bench's moodycamel
 # contenders, libconcurrentqueue-dev from Debian if they are missing
 # (tools/require-packages; without libconcurrentqueue-dev those contenders are left out).
