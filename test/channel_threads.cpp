@@ -14,6 +14,7 @@
 #include <asio_waker/channel.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -430,6 +431,56 @@ BOOST_AUTO_TEST_CASE(sends_racing_the_receivers_destruction)
     BOOST_TEST_REQUIRE(check.received >= 300 + round * 50);
     BOOST_TEST_REQUIRE(counters.made.load() == counters.destroyed.load());
   }
+}
+
+// The receiver is destroyed while its receive is pending and producers keep sending to
+// it (C4: a send may be handing that receive to the scheduler at that very moment): the
+// receive completes exactly once (a value, or aborted), every value is destroyed exactly
+// once, and sends fail from then on.
+BOOST_AUTO_TEST_CASE(sends_racing_the_destruction_of_a_parked_receiver)
+{
+  constexpr int producers = 2, rounds = 200;
+  item_counters counters;
+  for (int round = 0; round < rounds; ++round)
+  {
+    asio::io_context ctx;
+    auto ch = make_channel<std::unique_ptr<item>>(ctx);
+    std::optional<receiver<std::unique_ptr<item>>> rx(std::move(ch.second));
+    int completions = 0;
+    long values = 0;
+    std::function<void(error_code, std::unique_ptr<item>)> on_receive =
+      [&](error_code ec, std::unique_ptr<item> v) {
+        ++completions;
+        if (!ec && v && rx)
+        {
+          ++values;
+          rx->async_receive(on_receive); // parks again, most of the time
+        }
+      };
+    rx->async_receive(on_receive);
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+      threads.emplace_back([&counters, &go, tx = ch.first, p] {
+        if (!spin_until([&] { return go.load(); }))
+          return;
+        for (int i = 0; tx.send(std::make_unique<item>(counters, p, i)); ++i)
+          if (i % 4 == 0)
+            std::this_thread::yield(); // lets the receiver park between values
+      });
+    {
+      auto gone = std::move(ch.first);
+    }
+    asio::steady_timer timer(ctx, std::chrono::microseconds(50 + 10 * (round % 20)));
+    timer.async_wait([&](error_code) { rx.reset(); }); // while a receive is pending
+    go = true;
+    run_all(ctx);
+    rx.reset();
+    for (auto& t : threads)
+      t.join();
+    BOOST_TEST_REQUIRE(completions == values + 1); // every receive completed once
+  }
+  BOOST_TEST(counters.made.load() == counters.destroyed.load());
 }
 
 // A worker's sender outlives the io_context (C8): it sends until its sends fail, while
