@@ -264,6 +264,44 @@ BOOST_AUTO_TEST_CASE(values_follow_the_start_order_whatever_order_the_handlers_r
   BOOST_TEST(second.value == 2);
 }
 
+// A receive completed by a send whose handler runs late (another executor) must not come
+// back later to displace a newer receive (C5: only a NEW receive aborts a pending one),
+// nor leave its value to a receive started after it (C2).
+BOOST_AUTO_TEST_CASE(a_completed_receive_never_displaces_a_newer_one)
+{
+  asio::io_context ctx, other;
+  auto ch = make_channel<int>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  value_outcome<int> first, second, third;
+  rx.async_receive(asio::bind_executor(other, record(first)));
+  BOOST_TEST(tx.send(1));        // completes `first`; its handler runs on `other`
+  BOOST_TEST(rx.cancel() == 0u); // so it is no longer pending
+  rx.async_receive([&](error_code ec, int v) {
+    record(second)(ec, v);
+    rx.async_receive(record(third)); // the newest receive
+  });
+  ctx.run_for(settle_time);
+  ctx.restart();
+  other.run_for(settle_time); // `first` runs
+  ctx.restart();
+  BOOST_TEST(tx.send(2));
+  ctx.run_for(settle_time);
+  ctx.restart();
+  other.run_for(settle_time);
+  BOOST_TEST(first.calls == 1);
+  BOOST_TEST(!first.ec);
+  BOOST_TEST(first.value == 1);
+  BOOST_TEST(second.calls == 1);
+  BOOST_TEST(!second.ec);
+  BOOST_TEST(second.value == 2);
+  BOOST_TEST(third.calls == 0, "the newest receive completed with \"" << third.ec.message()
+                                                                      << "\"");
+  BOOST_TEST(rx.cancel() == 1u); // `third` is the one pending
+  run_all(ctx);
+  BOOST_TEST(third.ec == asio::error::operation_aborted);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(end_of_stream, *suite_timeout())
@@ -800,9 +838,9 @@ BOOST_AUTO_TEST_CASE(a_receive_whose_allocation_fails_loses_no_value)
                       counting_allocator<void>(&failing), [](error_code, int) {})),
     std::bad_alloc);
   BOOST_TEST(failing.failures >= 1);
-  BOOST_TEST(tx.send(1));
   value_outcome<int> o;
-  rx.async_receive(record(o));
+  rx.async_receive(record(o)); // (would also replace the failed one, had it not thrown)
+  BOOST_TEST(tx.send(1));
   run_all(ctx);
   BOOST_TEST(o.calls == 1);
   BOOST_TEST(!o.ec);
