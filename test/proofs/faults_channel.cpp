@@ -326,7 +326,9 @@ BOOST_AUTO_TEST_CASE(make_channel_fails_cleanly_at_each_allocation)
     BOOST_TEST(injected == 1);
     faults_injected += injected;
     // and then it works
-    auto [tx, rx] = asio_waker::make_channel<counted>(ctx);
+    auto ch = asio_waker::make_channel<counted>(ctx);
+    auto& tx = ch.first;
+    auto& rx = ch.second;
     BOOST_TEST(tx.send(counted(7)));
     auto v = rx.try_receive();
     BOOST_TEST_REQUIRE(v.has_value());
@@ -342,7 +344,9 @@ BOOST_AUTO_TEST_CASE(send_throws_bad_alloc_and_nothing_is_lost_or_duplicated)
   std::vector<int> accepted;
   int threw = 0;
   {
-    auto [tx, rx] = asio_waker::make_channel<counted>(ctx);
+    auto ch = asio_waker::make_channel<counted>(ctx);
+    auto& tx = ch.first;
+    auto& rx = ch.second;
     std::vector<int> got;
     for (int i = 1; i <= 2000; ++i)
     {
@@ -387,7 +391,9 @@ BOOST_AUTO_TEST_CASE(a_stream_in_balance_allocates_nothing)
 {
   expect_faults faults(0);
   asio::io_context ctx;
-  auto [tx, rx] = asio_waker::make_channel<counted>(ctx);
+  auto ch = asio_waker::make_channel<counted>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
   int next = 0, expected = 0;
   auto round = [&](int batch) {
     for (int k = 0; k < batch; ++k)
@@ -417,7 +423,9 @@ BOOST_AUTO_TEST_CASE(four_producers_with_failing_allocations)
   std::vector<int> last(producers, 0);
   std::uint64_t received = 0;
   {
-    auto [tx, rx] = asio_waker::make_channel<counted>(ctx);
+    auto ch = asio_waker::make_channel<counted>(ctx);
+    auto& tx = ch.first;
+    auto& rx = ch.second;
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
       threads.emplace_back([&threw, tx = tx, p] {
@@ -493,7 +501,9 @@ BOOST_AUTO_TEST_CASE(emplace_constructor_throws_and_later_values_arrive_in_order
   expect_faults faults(40 + 70 + 1 + 1);
   asio::io_context ctx;
   {
-    auto [tx, rx] = asio_waker::make_channel<thrower>(ctx);
+    auto ch = asio_waker::make_channel<thrower>(ctx);
+    auto& tx = ch.first;
+    auto& rx = ch.second;
     std::vector<int> sent;
     auto emplace = [&, &tx = tx](int v, bool fail) {
       if (fail)
@@ -564,7 +574,9 @@ BOOST_AUTO_TEST_CASE(emplace_constructor_throws_from_four_threads)
   std::vector<int> last(producers, 0);
   bool order_ok = true;
   {
-    auto [tx, rx] = asio_waker::make_channel<thrower>(ctx);
+    auto ch = asio_waker::make_channel<thrower>(ctx);
+    auto& tx = ch.first;
+    auto& rx = ch.second;
     std::atomic<int> threw{0};
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
@@ -620,7 +632,9 @@ BOOST_AUTO_TEST_CASE(throwing_handlers_propagate_and_the_channel_keeps_working)
 {
   expect_faults faults(5);
   asio::io_context ctx;
-  auto [tx, rx] = asio_waker::make_channel<counted>(ctx);
+  auto ch = asio_waker::make_channel<counted>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
   auto boom = [] {
     ++faults_injected;
     throw std::runtime_error("handler throws");
@@ -732,7 +746,9 @@ BOOST_AUTO_TEST_CASE(push_back_throwing_keeps_the_value_queued)
 {
   expect_faults faults(1);
   asio::io_context ctx;
-  auto [tx, rx] = asio_waker::make_channel<counted>(ctx);
+  auto ch = asio_waker::make_channel<counted>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
   for (int i = 1; i <= 5; ++i)
     BOOST_REQUIRE(tx.send(counted(i)));
   fragile_container out;
@@ -765,7 +781,9 @@ BOOST_AUTO_TEST_CASE(handler_allocator_failing_leaves_the_channel_unchanged)
 {
   expect_faults faults(6);
   asio::io_context ctx;
-  auto [tx, rx] = asio_waker::make_channel<counted>(ctx);
+  auto ch = asio_waker::make_channel<counted>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
   auto count = [](alloc_stats& s) {
     faults_injected += s.failures;
     BOOST_TEST(s.live() == 0);
@@ -867,7 +885,9 @@ BOOST_AUTO_TEST_CASE(bug_reparked_receive_aborts_the_newer_one, *boost::unit_tes
   // parks again when it runs, and so aborts the receive started after it (C5 says a new
   // receive aborts the earlier one, never the reverse).
   asio::io_context ctx;
-  auto [tx, rx] = asio_waker::make_channel<int>(ctx);
+  auto ch = asio_waker::make_channel<int>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
   outcome a, b;
   rx.async_receive([&](error_code ec, int) {
     ++a.calls;
@@ -895,7 +915,9 @@ BOOST_AUTO_TEST_CASE(bug_repark_allocation_failure_drops_the_handler,
   // exception leaves run() and the handler is destroyed without ever being invoked,
   // although the context is not shut down (C5: the handler is called exactly once).
   asio::io_context ctx;
-  auto [tx, rx] = asio_waker::make_channel<int>(ctx);
+  auto ch = asio_waker::make_channel<int>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
   alloc_stats s;
   outcome a;
   destruction_probe probe;
