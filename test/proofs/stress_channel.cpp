@@ -12,7 +12,9 @@
 //                  a receive raced against a timer in a parallel group (per-operation
 //                  cancellation), and the steps below with a lower weight;
 //   cancel         mostly: a callback receive, then cancel() or an emitted cancellation
-//                  signal (terminal/partial/total), sometimes after letting sends race in;
+//                  signal (terminal/partial/total), sometimes after letting sends race in,
+//                  sometimes after moving the receiver (constructed or assigned) with the
+//                  receive pending;
 //   replace        mostly: a callback receive replaced by a new receive (callback or
 //                  coroutine); the first completes with operation_aborted or took a value;
 //   close          the receiver calls close() after a random number of values; sends
@@ -308,7 +310,7 @@ struct totals
   std::uint64_t rounds = 0, sent = 0, rejected = 0, received = 0, undelivered_destroyed = 0;
   std::uint64_t receives = 0, receive_one = 0, receive_many = 0, try_hits = 0, try_misses = 0,
                 raced = 0, timeouts = 0, cancels = 0, cancelled = 0, signals = 0,
-                replaced = 0, aborted = 0, eofs = 0, drops = 0, shutdowns = 0;
+                replaced = 0, aborted = 0, eofs = 0, drops = 0, shutdowns = 0, moves = 0;
 };
 
 /// One round: a channel, its producers and its consumer.
@@ -705,6 +707,17 @@ asio::awaitable<void> consumer(round_state& s)
       auto cb = start_callback(s, {});
       if (s.r.next(2))
         co_await yield_once();
+      if (s.r.next(4) == 0)
+      {
+        // The receiver moves, with its receive pending (by construction, then by
+        // assignment to the moved-from one): the receive and cancel() follow it.
+        ++s.t->moves;
+        rx_type moved(std::move(*s.rx));
+        if (s.r.next(2))
+          s.rx.emplace(std::move(moved));
+        else
+          *s.rx = std::move(moved);
+      }
       ++s.t->cancels;
       s.t->cancelled += s.rx->cancel();
       co_await wait_callback(*cb);
@@ -977,7 +990,7 @@ void run_config(scenario sc, int producers, double seconds)
             << " cancels=" << t.cancels << " cancelled=" << t.cancelled
             << " signals=" << t.signals << " replaced=" << t.replaced
             << " aborted=" << t.aborted << " eofs=" << t.eofs << " drops=" << t.drops
-            << " shutdowns=" << t.shutdowns << ")" << std::endl;
+            << " shutdowns=" << t.shutdowns << " moves=" << t.moves << ")" << std::endl;
   BOOST_TEST(t.received + t.undelivered_destroyed == t.sent);
 }
 
