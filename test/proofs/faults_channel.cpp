@@ -20,10 +20,14 @@
 //   std::bad_alloc, and the channel is unchanged (values stay queued, a pending receive
 //   stays pending and is completed normally later).
 //
+// * A producer stalled between its claim and its publication (emplace's constructor
+//   waits on demand): the head is busy, a receive handed over past it waits, try_receive
+//   waits for it and returns its value first.
+//
 // The faults injected are counted; each test checks its own, and the module prints the
 // total at the end ("faults injected: N", read by ci.sh).
 //
-// Two tests are disabled (`bug_*`): they reproduce contract deviations found while
+// Three tests are disabled (`bug_*`): they reproduce contract deviations found while
 // writing these proofs (see BUGS.md at the repository root of the branch that added
 // them); run them with --run_test=bug_* once fixed.
 //
@@ -878,7 +882,115 @@ BOOST_AUTO_TEST_CASE(handler_allocator_failing_leaves_the_channel_unchanged)
   BOOST_TEST(end.ec == asio::error::eof);
 }
 
+// ---- a producer stalled between its claim and its publication ----------------------------
+
+namespace {
+
+/// A value whose constructor (run by emplace after the slot is claimed, before it is
+/// published) waits until released: a producer preempted at the worst moment, on demand.
+struct stalling
+{
+  static inline std::atomic<int> entered{0};
+  static inline std::atomic<bool> release{false};
+  int v = 0;
+  stalling() noexcept = default;
+  explicit stalling(int x) noexcept : v(x) {}
+  stalling(int x, bool stall) noexcept : v(x)
+  {
+    if (stall)
+    {
+      entered.fetch_add(1);
+      while (!release.load())
+        std::this_thread::yield();
+    }
+  }
+  stalling(stalling&& o) noexcept : v(o.v) {}
+};
+
+/// Starts a thread whose emplace stalls with its slot claimed; returns once it is there.
+std::thread stall_a_producer(asio_waker::sender<stalling> tx, int v)
+{
+  stalling::release = false;
+  const int before = stalling::entered.load();
+  std::thread t([tx = std::move(tx), v] {
+    if (!tx.emplace(v, true))
+      std::abort();
+  });
+  BOOST_REQUIRE(spin_until([&] { return stalling::entered.load() > before; }));
+  ++faults_injected;
+  return t;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_stalled_producer_is_busy_at_the_head)
+{
+  expect_faults faults(1);
+  asio::io_context ctx;
+  auto ch = asio_waker::make_channel<stalling>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  std::vector<int> got;
+  outcome a;
+  rx.async_receive([&](error_code ec, stalling v) {
+    ++a.calls;
+    a.ec = ec;
+    got.push_back(v.v);
+  }); // parks
+  std::thread stalled = stall_a_producer(tx, 1); // claims index 0, publishes nothing
+  BOOST_REQUIRE(tx.send(stalling(2)));           // index 1, published: hands the receive over
+  ctx.poll();                                    // it runs, finds the head busy: waits again
+  ctx.restart();
+  BOOST_TEST(a.calls == 0, "a receive completed past a busy head");
+  // try_receive waits (yielding) for the stalled send rather than return 2 or nothing.
+  std::thread releaser([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stalling::release = true;
+  });
+  auto first = rx.try_receive();
+  releaser.join();
+  stalled.join();
+  BOOST_TEST_REQUIRE(first.has_value());
+  BOOST_TEST(first->v == 1);
+  run_all(ctx); // the stalled send's publication completed the receive: it takes 2
+  BOOST_TEST(a.calls == 1);
+  BOOST_TEST(!a.ec);
+  BOOST_TEST(got == std::vector<int>{2});
+}
+
 // ---- reproducers of deviations found (disabled: see BUGS.md) -------------------------------
+
+BOOST_AUTO_TEST_CASE(bug_busy_head_repark_aborts_the_newer_receive, *boost::unit_test::disabled())
+{
+  // BUGS.md item 1 without try_receive: a receive handed over past a busy head (a
+  // stalled producer) parks again when it runs, aborting the receive started after
+  // cancel() had returned 0 for it ("it then completes normally").
+  asio::io_context ctx;
+  auto ch = asio_waker::make_channel<stalling>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  outcome a, b;
+  rx.async_receive([&](error_code ec, stalling) {
+    ++a.calls;
+    a.ec = ec;
+  });
+  std::thread stalled = stall_a_producer(tx, 1);
+  BOOST_REQUIRE(tx.send(stalling(2))); // hands A over
+  BOOST_TEST(rx.cancel() == 0u);       // too late to cancel A: "it completes normally"
+  rx.async_receive([&](error_code ec, stalling) {
+    ++b.calls;
+    b.ec = ec;
+  }); // the head is busy: B parks
+  ctx.poll(); // A runs, finds the head busy, parks again: B is aborted
+  ctx.restart();
+  stalling::release = true;
+  stalled.join();
+  run_all(ctx);
+  BOOST_TEST(b.ec != asio::error::operation_aborted, "the newer receive was aborted");
+  BOOST_TEST(a.calls == 1);
+  BOOST_TEST(b.calls == 1);
+}
+
 
 BOOST_AUTO_TEST_CASE(bug_reparked_receive_aborts_the_newer_one, *boost::unit_test::disabled())
 {
