@@ -423,6 +423,9 @@ BOOST_AUTO_TEST_CASE(four_producers_with_failing_allocations)
   constexpr int producers = 4, per_producer = 20000;
   asio::io_context ctx;
   std::atomic<int> threw{0};
+  // The receiver starts once every producer is half way: until then every block is new
+  // (an allocation per 32 values or so), afterwards they race with it.
+  std::atomic<int> halfway{0};
   const int nothrow_before = fault::failed_nothrow.load();
   std::vector<int> last(producers, 0);
   std::uint64_t received = 0;
@@ -432,9 +435,11 @@ BOOST_AUTO_TEST_CASE(four_producers_with_failing_allocations)
     auto& rx = ch.second;
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
-      threads.emplace_back([&threw, tx = tx, p] {
+      threads.emplace_back([&threw, &halfway, tx = tx, p] {
         for (int i = 1; i <= per_producer; ++i)
         {
+          if (i == per_producer / 2)
+            halfway.fetch_add(1);
           const int v = p * per_producer + i;
           for (bool first = true;; first = false)
           {
@@ -482,6 +487,7 @@ BOOST_AUTO_TEST_CASE(four_producers_with_failing_allocations)
       });
     };
     receive();
+    BOOST_REQUIRE(spin_until([&] { return halfway.load() == producers; }));
     ctx.run_for(std::chrono::seconds(120));
     for (auto& t : threads)
       t.join();
