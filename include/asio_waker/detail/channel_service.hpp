@@ -140,27 +140,20 @@ struct receive_one
     return take_values(st.queue, 1, [&](T&& v) { st.handed_value.emplace(std::move(v)); });
   }
 
-  template <typename Handler>
-  void invoke(Handler& handler, const take_result& r, std::optional<T>& v)
+  /// A handed-over receive's value, from the state into the operation.
+  void take_handed_value(state_type& st) noexcept
   {
-    if (r.ec || !v)
-      std::move(handler)(r.ec, T());
-    else
-      std::move(handler)(error_code(), std::move(*v));
+    value = std::move(st.handed_value);
+    st.handed_value.reset();
   }
 
   template <typename Handler>
   void invoke_bound(Handler& handler)
   {
-    invoke(handler, bound, value);
-  }
-
-  template <typename Handler>
-  void invoke_handed(Handler& handler, const take_result& r)
-  {
-    std::optional<T> v = std::move((*state).handed_value);
-    (*state).handed_value.reset();
-    invoke(handler, r, v);
+    if (bound.ec || !value)
+      std::move(handler)(bound.ec, T());
+    else
+      std::move(handler)(error_code(), std::move(*value));
   }
 
   template <typename Handler>
@@ -195,16 +188,12 @@ struct receive_many
     return take_values(st.queue, n, [&](T&& v) { c->push_back(std::move(v)); });
   }
 
+  void take_handed_value(state_type&) noexcept {} // already appended to *out
+
   template <typename Handler>
   void invoke_bound(Handler& handler)
   {
     std::move(handler)(bound.ec, bound.count);
-  }
-
-  template <typename Handler>
-  void invoke_handed(Handler& handler, const take_result& r)
-  {
-    std::move(handler)(r.ec, r.count);
   }
 
   template <typename Handler>
@@ -229,6 +218,25 @@ public:
   Handler handler_;
   Receive receive_;
   error_code ec_;
+};
+
+/// A receive that a send handed over takes its values (or parks again) on the
+/// receiver's I/O executor, where the receiver's other calls run, then completes on the
+/// handler's associated executor like any other.
+template <typename Receive, typename Handler, typename IoExecutor>
+class handed_receive_phase
+{
+public:
+  handed_receive_phase(receive_completion<Receive, Handler>&& completion,
+    net::detail::handler_work<Handler, IoExecutor>&& work)
+    : completion_(std::move(completion)), work_(std::move(work))
+  {}
+
+  void operator()();
+
+private:
+  receive_completion<Receive, Handler> completion_;
+  net::detail::handler_work<Handler, IoExecutor> work_;
 };
 
 template <typename Receive, typename Handler, typename IoExecutor>
@@ -286,6 +294,13 @@ public:
     // Make the upcall if required.
     if (owner)
     {
+      if (!completion.ec_ && !completion.receive_.bound.done)
+      {
+        const IoExecutor io_ex = completion.receive_.io_ex;
+        net::dispatch(io_ex, handed_receive_phase<Receive, Handler, IoExecutor>(
+                               std::move(completion), std::move(work)));
+        return;
+      }
       net::detail::fenced_block b(net::detail::fenced_block::half);
       ASIO_WAKER_HANDLER_INVOCATION_BEGIN((completion.ec_));
       work.complete(completion, completion.handler_);
@@ -414,27 +429,34 @@ void receive_completion<Receive, Handler>::operator()()
 {
   if (ec_) // aborted: it took nothing
     return receive_.invoke_with_error(handler_, ec_);
-  if (receive_.bound.done) // completed when it started: its values are in it
-    return receive_.invoke_bound(handler_);
+  receive_.invoke_bound(handler_);
+}
 
-  // Handed over by a send: its values were taken into the state's `handed` storage, or
-  // are taken now.
-  auto& st = *receive_.state;
-  if (channel_moves::finish_handed(st, receive_.number))
+template <typename Receive, typename Handler, typename IoExecutor>
+void handed_receive_phase<Receive, Handler, IoExecutor>::operator()()
+{
+  // On the receiver's executor: the receiver's own calls run here too.
+  auto& receive = completion_.receive_;
+  auto& st = *receive.state;
+  if (channel_moves::finish_handed(st, receive.number))
   {
-    const take_result r{true, st.handed_count, st.handed_ec};
+    receive.bound = take_result{true, st.handed_count, st.handed_ec};
+    receive.take_handed_value(st);
     channel_moves::start_behind(st);
-    return receive_.invoke_handed(handler_, r);
   }
-  if (channel_moves::may_park_again(st, receive_.number))
+  else if (channel_moves::may_park_again(st, receive.number))
   {
     // The head is busy (a send claimed it and has not written it): wait again.
-    const auto io_ex = receive_.io_ex;
-    st.service->async_receive(st, handler_, io_ex, std::move(receive_));
+    const IoExecutor io_ex = receive.io_ex;
+    st.service->async_receive(st, completion_.handler_, io_ex, std::move(receive));
     return;
   }
-  channel_moves::start_behind(st);
-  receive_.invoke_with_error(handler_, net::error::operation_aborted);
+  else
+  {
+    channel_moves::start_behind(st);
+    completion_.ec_ = net::error::operation_aborted;
+  }
+  work_.complete(completion_, completion_.handler_);
 }
 
 } // namespace detail

@@ -34,6 +34,7 @@
 #include <asio/detail/op_queue.hpp>
 #include <asio/detail/scheduler.hpp>
 #include <asio/detail/scheduler_operation.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/error.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -86,6 +87,7 @@ namespace handler_cont_helpers = ::asio_handler_cont_helpers;
 #include <boost/asio/detail/op_queue.hpp>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/scheduler_operation.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
