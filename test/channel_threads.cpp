@@ -13,6 +13,7 @@
 
 #include <asio_waker/channel.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -214,6 +215,87 @@ BOOST_AUTO_TEST_CASE(short_lived_sender_copies)
   BOOST_TEST(end == asio::error::eof);
   BOOST_TEST(check.out_of_order == 0);
   BOOST_TEST(check.received == long(producers) * per_producer);
+}
+
+// One total order consistent with real time (C2: "a linearizable FIFO"): a send that
+// returned before another send started is received before it, whichever threads made
+// them. Each send is stamped from one global counter just before it starts and just
+// after it returns; the check runs on the order the values were received in.
+BOOST_AUTO_TEST_CASE(sends_that_do_not_overlap_are_received_in_real_time_order)
+{
+  constexpr int producers = 4, per_producer = 5000;
+  asio::io_context ctx;
+  auto ch = make_channel<std::uint64_t>(ctx);
+  auto& rx = ch.second;
+  std::atomic<long> clock{0};
+  std::vector<std::vector<long>> started(producers, std::vector<long>(per_producer));
+  std::vector<std::vector<long>> returned(producers, std::vector<long>(per_producer));
+  std::vector<std::uint64_t> order; // as received
+  order.reserve(std::size_t(producers) * per_producer);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      for (;;)
+      {
+        auto [ec, n] = co_await rx.async_receive_many(order, 16, as_tuple(asio::use_awaitable));
+        if (ec)
+          co_return;
+      }
+    },
+    asio::detached);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([&, tx = ch.first, p] {
+      for (int i = 0; i < per_producer; ++i)
+      {
+        started[std::size_t(p)][std::size_t(i)] = clock.fetch_add(1);
+        tx.send(tag(p, i));
+        returned[std::size_t(p)][std::size_t(i)] = clock.fetch_add(1);
+      }
+    });
+  {
+    auto gone = std::move(ch.first);
+  }
+  run_all(ctx);
+  for (auto& t : threads)
+    t.join();
+  BOOST_REQUIRE(order.size() == std::size_t(producers) * per_producer);
+
+  // For each value B: every value A that returned before B started precedes B.
+  // By return stamp: the largest position received so far among the sends that had
+  // returned by then (a prefix maximum), found with a binary search on B's start stamp.
+  struct stamped
+  {
+    long returned;
+    long position;
+  };
+  std::vector<stamped> by_return;
+  by_return.reserve(order.size());
+  for (std::size_t pos = 0; pos < order.size(); ++pos)
+  {
+    const auto p = std::size_t(producer_of(order[pos]));
+    const auto i = std::size_t(seq_of(order[pos]));
+    by_return.push_back({returned[p][i], long(pos)});
+  }
+  std::sort(by_return.begin(), by_return.end(),
+    [](const stamped& a, const stamped& b) { return a.returned < b.returned; });
+  std::vector<long> prefix_max(by_return.size());
+  long m = -1;
+  for (std::size_t k = 0; k < by_return.size(); ++k)
+    prefix_max[k] = m = std::max(m, by_return[k].position);
+  long violations = 0;
+  for (std::size_t pos = 0; pos < order.size(); ++pos)
+  {
+    const auto p = std::size_t(producer_of(order[pos]));
+    const auto i = std::size_t(seq_of(order[pos]));
+    const long start = started[p][i];
+    const auto before = std::lower_bound(by_return.begin(), by_return.end(), start,
+      [](const stamped& a, long s) { return a.returned < s; });
+    const auto k = std::size_t(before - by_return.begin());
+    if (k > 0 && prefix_max[k - 1] > long(pos))
+      ++violations;
+  }
+  BOOST_TEST(violations == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
