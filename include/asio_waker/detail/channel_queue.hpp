@@ -102,11 +102,17 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
-#include <memory>
 #include <new>
 #include <thread>
 #include <type_traits>
 #include <utility>
+
+// Keeps the slow paths out of the send and receive fast paths' frames.
+#if defined(__GNUC__)
+#define ASIO_WAKER_SLOW_PATH __attribute__((noinline, cold))
+#else
+#define ASIO_WAKER_SLOW_PATH
+#endif
 
 namespace asio_waker {
 namespace detail {
@@ -164,34 +170,42 @@ public:
   template <typename... Args>
   bool emplace(Args&&... args)
   {
-    std::unique_ptr<block> spare;
+    block* spare = nullptr;
     const std::uint64_t seen = tail_.load(std::memory_order_relaxed);
     if (seen & closed_bit)
       return false;
     if ((seen >> 1) + BlockSize / 2 >= linked_end_.load(std::memory_order_relaxed))
-      spare.reset(new block(0)); // may throw: nothing claimed yet
+      [[unlikely]]
+      spare = new block(0); // may throw: nothing claimed yet
 
     const std::uint64_t claimed = tail_.fetch_add(2, std::memory_order_acquire);
-    if (claimed & closed_bit)
-      return false;
-    const std::uint64_t index = claimed >> 1;
-    block* b = find_block(index, spare);
-    if (spare)
-      append(spare.release());
-
-    slot& s = b->slots[index % BlockSize];
-    struct skip_on_unwind
+    if (claimed & closed_bit) [[unlikely]]
     {
-      slot& s;
-      bool constructed = false;
-      ~skip_on_unwind()
+      delete spare;
+      return false;
+    }
+    const std::uint64_t index = claimed >> 1;
+    slot& s = find_block(index, spare)->slots[index % BlockSize];
+    if (spare) [[unlikely]]
+      append(spare);
+
+    if constexpr (std::is_nothrow_constructible_v<T, Args&&...>)
+      ::new (static_cast<void*>(s.storage)) T(std::forward<Args>(args)...);
+    else
+    {
+      struct skip_on_unwind
       {
-        if (!constructed)
-          s.state.store(skipped, std::memory_order_seq_cst);
-      }
-    } guard{s};
-    ::new (static_cast<void*>(s.storage)) T(std::forward<Args>(args)...);
-    guard.constructed = true;
+        slot& s;
+        bool constructed = false;
+        ~skip_on_unwind()
+        {
+          if (!constructed)
+            s.state.store(skipped, std::memory_order_seq_cst);
+        }
+      } guard{s};
+      ::new (static_cast<void*>(s.storage)) T(std::forward<Args>(args)...);
+      guard.constructed = true;
+    }
     s.state.store(ready, std::memory_order_seq_cst); // W1 of the handshake
     return true;
   }
@@ -218,23 +232,10 @@ public:
   /// after parking (R2 of the handshake).
   head_status peek(std::memory_order order = std::memory_order_acquire) noexcept
   {
-    for (;;)
-    {
-      if (head_ - head_block_->start == BlockSize)
-      {
-        block* next = head_block_->next.load(order);
-        if (!next)
-          return end_status(order);
-        head_block_ = next;
-        reclaim();
-      }
-      const std::uint32_t state = head_block_->slots[head_ % BlockSize].state.load(order);
-      if (state == ready)
-        return head_status::value;
-      if (state != skipped)
-        return end_status(order);
-      ++head_;
-    }
+    if (head_ != head_end_
+        && head_block_->slots[head_ % BlockSize].state.load(order) == ready) [[likely]]
+      return head_status::value;
+    return peek_slow(order);
   }
 
   /// The value at the head. Only after peek() returned head_status::value.
@@ -274,6 +275,30 @@ private:
     slot slots[BlockSize];
   };
 
+  /// peek() beyond its fast path: the next block, skipped slots, the end.
+  ASIO_WAKER_SLOW_PATH
+  head_status peek_slow(std::memory_order order) noexcept
+  {
+    for (;;)
+    {
+      if (head_ == head_end_)
+      {
+        block* next = head_block_->next.load(order);
+        if (!next)
+          return end_status(order);
+        head_block_ = next;
+        head_end_ = next->start + BlockSize;
+        reclaim();
+      }
+      const std::uint32_t state = head_block_->slots[head_ % BlockSize].state.load(order);
+      if (state == ready)
+        return head_status::value;
+      if (state != skipped)
+        return end_status(order);
+      ++head_;
+    }
+  }
+
   head_status end_status(std::memory_order order) const noexcept
   {
     if (close_index_.load(order) == head_)
@@ -281,13 +306,24 @@ private:
     return (tail_.load(order) >> 1) > head_ ? head_status::busy : head_status::empty;
   }
 
-  /// The block holding `index`, linking blocks (the spare first) as needed.
-  block* find_block(std::uint64_t index, std::unique_ptr<block>& spare)
+  /// The block holding `index`, linking blocks (`spare` first) as needed; sets `spare`
+  /// to null if it was linked.
+  block* find_block(std::uint64_t index, block*& spare)
   {
     const std::uint64_t start = index - index % BlockSize;
-    // newest_ is usually our block or the one before. If later claims moved it past
-    // ours, tail_block_ cannot be past ours: it never passes an unwritten slot.
     block* b = newest_.load(std::memory_order_acquire);
+    if (b->start != start) [[unlikely]]
+      b = walk_to(start, b, spare);
+    if (index % BlockSize == 0)
+      advance_tail_block(b);
+    return b;
+  }
+
+  /// newest_ is usually our block or the one before. If later claims moved it past
+  /// ours, tail_block_ cannot be past ours: it never passes an unwritten slot.
+  ASIO_WAKER_SLOW_PATH
+  block* walk_to(std::uint64_t start, block* b, block*& spare)
+  {
     if (b->start > start)
       b = tail_block_.load(std::memory_order_acquire);
     while (b->start != start)
@@ -296,16 +332,14 @@ private:
       b = next ? next : link_after(b, spare);
     }
     raise(newest_, b);
-    if (index % BlockSize == 0)
-      advance_tail_block(b);
     return b;
   }
 
   /// Links a block after `b`, the last block as far as the caller saw. Returns b's
   /// successor, whoever linked it.
-  block* link_after(block* b, std::unique_ptr<block>& spare) noexcept
+  block* link_after(block* b, block*& spare) noexcept
   {
-    block* fresh = spare ? spare.release() : new_block_after_claim();
+    block* fresh = spare ? std::exchange(spare, nullptr) : new_block_after_claim();
     fresh->start = b->start + BlockSize;
     block* expected = nullptr;
     if (b->next.compare_exchange_strong(
@@ -319,6 +353,7 @@ private:
   }
 
   /// Appends `fresh` at the end of the list, found from last_.
+  ASIO_WAKER_SLOW_PATH
   void append(block* fresh) noexcept
   {
     block* b = last_.load(std::memory_order_acquire);
@@ -348,6 +383,8 @@ private:
     {}
   }
 
+  ASIO_WAKER_SLOW_PATH static block* new_spare() { return new block(0); }
+
   static block* new_block_after_claim() noexcept
   {
     for (;;)
@@ -370,6 +407,7 @@ private:
 
   /// Moves tail_block_ forward, up to `mine` (the caller's block, unpublished), past
   /// every block whose slots are all written, releasing each to the consumer.
+  ASIO_WAKER_SLOW_PATH
   void advance_tail_block(block* mine) noexcept
   {
     for (;;)
@@ -398,6 +436,7 @@ private:
   }
 
   /// Consumer: reuses every block before head_block_ that no producer can still reach.
+  ASIO_WAKER_SLOW_PATH
   void reclaim() noexcept
   {
     while (free_head_ != head_block_)
@@ -449,11 +488,14 @@ private:
   // The consumer's, on another.
   alignas(64) block* head_block_;
   std::uint64_t head_ = 0;
+  std::uint64_t head_end_ = BlockSize; // head_block_->start + BlockSize
   block* free_head_;
   std::uint64_t peak_backlog_ = 0; // values claimed and not yet taken, at most
 };
 
 } // namespace detail
 } // namespace asio_waker
+
+#undef ASIO_WAKER_SLOW_PATH
 
 #endif // ASIO_WAKER_DETAIL_CHANNEL_QUEUE_HPP
