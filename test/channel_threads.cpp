@@ -611,6 +611,100 @@ BOOST_AUTO_TEST_CASE(sends_racing_the_contexts_destruction)
 
 BOOST_AUTO_TEST_SUITE_END()
 
+namespace {
+
+// A value whose constructor, given a gate, says it has started (its send has claimed its
+// place in the stream by then) and waits for the gate to open; then it completes, or
+// throws if the gate says so.
+struct gate
+{
+  std::atomic<bool> entered{false};
+  std::atomic<bool> open{false};
+  bool throws = false;
+};
+
+struct stalling
+{
+  int v = 0;
+  stalling() = default;
+  explicit stalling(int x) noexcept : v(x) {}
+  stalling(gate& g, int x) : v(x)
+  {
+    g.entered = true;
+    if (!spin_until([&] { return g.open.load(); }))
+      return;
+    if (g.throws)
+      throw std::runtime_error("stalling: the constructor throws");
+  }
+  stalling(stalling&&) noexcept = default;
+  stalling& operator=(stalling&&) noexcept = default;
+};
+
+// A send stalls between claiming its place and publishing its value while a later send
+// completes: the receive takes nothing out of order meanwhile (it waits), and once the
+// stalled send publishes (or its constructor throws, C9), the receive gets the right
+// value, nothing lost, nothing twice.
+void check_stalled_send(bool constructor_throws)
+{
+  asio::io_context ctx;
+  auto ch = make_channel<stalling>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  value_outcome<stalling> o;
+  rx.async_receive(record(o));
+  gate g;
+  g.throws = constructor_throws;
+  std::atomic<bool> threw{false}, sent{false};
+  std::thread stalled([&] {
+    try
+    {
+      sent = tx.emplace(g, 1);
+    }
+    catch (const std::runtime_error&)
+    {
+      threw = true;
+    }
+  });
+  BOOST_REQUIRE(spin_until([&] { return g.entered.load(); }));
+  BOOST_TEST(tx.send(stalling(2))); // claimed after the stalled one, published first
+  expect_still_pending(ctx, o);     // the head is busy: 2 must wait for 1
+  g.open = true;
+  stalled.join();
+  BOOST_TEST(threw.load() == constructor_throws);
+  BOOST_TEST(sent.load() == !constructor_throws);
+  run_all(ctx); // the stalled send's publication (or skip) completes the receive
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(!o.ec);
+  if (constructor_throws)
+  {
+    BOOST_TEST(o.value.v == 2);
+    BOOST_TEST(!rx.try_receive().has_value());
+  }
+  else
+  {
+    BOOST_TEST(o.value.v == 1);
+    auto next = rx.try_receive();
+    BOOST_REQUIRE(next.has_value());
+    BOOST_TEST(next->v == 2);
+  }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(stalled_senders, *suite_timeout())
+
+BOOST_AUTO_TEST_CASE(a_stalled_send_holds_back_later_values)
+{
+  check_stalled_send(false);
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_send_whose_constructor_throws_releases_them)
+{
+  check_stalled_send(true);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(consumer_on_a_pool, *suite_timeout())
 
 // The receiver lives on a strand of a thread_pool; producers are plain threads; the
