@@ -964,6 +964,55 @@ BOOST_AUTO_TEST_CASE(nothing_is_appended_on_error)
   BOOST_TEST(out == (std::vector<int>{-7}), boost::test_tools::per_element());
 }
 
+// A container whose push_back throws once it holds `fail_at` values.
+struct throwing_container
+{
+  std::vector<int> values;
+  std::size_t fail_at = 0;
+  void push_back(int v)
+  {
+    if (values.size() == fail_at)
+      throw std::length_error("throwing_container: full");
+    values.push_back(v);
+  }
+  std::size_t size() const noexcept { return values.size(); }
+};
+
+// The header's reading (not the contract's): a push_back that throws leaves its value
+// queued; the receive completes with the values appended before it, or, with none,
+// the exception propagates from the completion and the handler is not invoked. Either
+// way no value is lost or taken twice (C1).
+BOOST_AUTO_TEST_CASE(a_throwing_push_back_loses_no_value)
+{
+  asio::io_context ctx;
+  auto ch = make_channel<int>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  for (int i = 1; i <= 5; ++i)
+    BOOST_TEST(tx.send(i));
+  throwing_container out;
+  out.fail_at = 2;
+  batch_outcome some;
+  rx.async_receive_many(out, 10, record(some, out));
+  run_all(ctx);
+  BOOST_TEST(some.calls == 1);
+  BOOST_TEST(!some.ec);
+  BOOST_TEST(some.count == 2u);
+  BOOST_TEST(out.values == (std::vector<int>{1, 2}), boost::test_tools::per_element());
+
+  batch_outcome none;
+  rx.async_receive_many(out, 10, record(none, out)); // full: throws at its first value
+  ctx.restart();
+  BOOST_CHECK_THROW(ctx.run_for(watchdog), std::length_error);
+  BOOST_TEST(none.calls == 0);
+  BOOST_TEST(out.values.size() == 2u);
+  std::vector<int> rest;
+  while (auto v = rx.try_receive())
+    rest.push_back(*v);
+  BOOST_TEST(rest == (std::vector<int>{3, 4, 5}), boost::test_tools::per_element());
+  run_all(ctx); // nothing left behind: no work
+}
+
 BOOST_AUTO_TEST_CASE(batch_then_eof_when_the_last_sender_goes)
 {
   asio::io_context ctx;
