@@ -340,8 +340,8 @@ BOOST_AUTO_TEST_CASE(timer_wins_an_awaitable_or_and_no_value_is_lost)
       for (int round = 0; round < 4; ++round)
       {
         asio::steady_timer t(ctx, 5ms);
-        auto r =
-          co_await (rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+        auto r = co_await (
+          rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
         if (r.index() == 1)
         {
           ++timeouts;
@@ -372,8 +372,8 @@ BOOST_AUTO_TEST_CASE(value_wins_an_awaitable_or)
     ctx,
     [&]() -> asio::awaitable<void> {
       asio::steady_timer t(ctx, std::chrono::hours(1));
-      auto r =
-        co_await (rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+      auto r = co_await (
+        rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
       index = static_cast<int>(r.index());
       if (index == 0)
         value = std::get<0>(r);

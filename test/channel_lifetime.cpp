@@ -242,7 +242,8 @@ BOOST_AUTO_TEST_CASE(a_receiver_moved_into_a_coroutine)
     [&got, &end, rx = std::move(ch.second)]() mutable -> asio::awaitable<void> {
       for (;;)
       {
-        auto [ec, n] = co_await rx.async_receive_many(got, 16, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(got, 16, as_tuple(asio::use_awaitable));
         if (ec)
         {
           end = ec;
@@ -335,7 +336,8 @@ BOOST_AUTO_TEST_CASE(destroys_a_pending_receive_without_invoking_it)
   {
     shutdownable_context ctx;
     auto ch = make_channel<int>(ctx);
-    ch.second.async_receive([&invoked, t = probe.make()](error_code, int) { invoked = true; });
+    ch.second.async_receive(
+      [&invoked, t = probe.make()](error_code, int) { invoked = true; });
     ctx.shutdown(); // the channel service destroys the pending receive
     BOOST_TEST(*probe.destroyed == 1);
     BOOST_TEST(ch.second.is_closed()); // shutdown closes every receiver on the context
@@ -392,8 +394,8 @@ BOOST_AUTO_TEST_CASE(destroys_a_coroutine_that_owns_its_receiver)
     tx.emplace(std::move(ch.first));
     asio::co_spawn(
       ctx,
-      [&resumed, t = probe.make(), rx = std::move(ch.second)]() mutable
-      -> asio::awaitable<void> {
+      [&resumed, t = probe.make(),
+        rx = std::move(ch.second)]() mutable -> asio::awaitable<void> {
         co_await rx.async_receive(asio::use_awaitable);
         resumed = true;
       },
@@ -419,8 +421,8 @@ BOOST_AUTO_TEST_CASE(thread_pool_stop_destroys_a_parked_coroutine)
     tx.emplace(std::move(ch.first));
     asio::co_spawn(
       pool,
-      [&resumed, t = probe.make(), rx = std::move(ch.second)]() mutable
-      -> asio::awaitable<void> {
+      [&resumed, t = probe.make(),
+        rx = std::move(ch.second)]() mutable -> asio::awaitable<void> {
         co_await rx.async_receive(asio::use_awaitable);
         resumed = true;
       },

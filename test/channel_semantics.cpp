@@ -295,8 +295,8 @@ BOOST_AUTO_TEST_CASE(a_completed_receive_never_displaces_a_newer_one)
   BOOST_TEST(second.calls == 1);
   BOOST_TEST(!second.ec);
   BOOST_TEST(second.value == 2);
-  BOOST_TEST(third.calls == 0, "the newest receive completed with \"" << third.ec.message()
-                                                                      << "\"");
+  BOOST_TEST(
+    third.calls == 0, "the newest receive completed with \"" << third.ec.message() << "\"");
   BOOST_TEST(rx.cancel() == 1u); // `third` is the one pending
   run_all(ctx);
   BOOST_TEST(third.ec == asio::error::operation_aborted);
@@ -928,7 +928,8 @@ BOOST_AUTO_TEST_CASE(a_pending_batch_completes_with_what_is_available)
   BOOST_TEST(out.size() == 1 + some.count);
   while (auto v = rx.try_receive())
     out.push_back(*v);
-  BOOST_TEST(out == (std::deque<int>{1, 2, 3, 4, 5, 6, 7}), boost::test_tools::per_element());
+  BOOST_TEST(
+    out == (std::deque<int>{1, 2, 3, 4, 5, 6, 7}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(nothing_is_appended_on_error)
@@ -1032,7 +1033,8 @@ BOOST_AUTO_TEST_CASE(batch_then_eof_when_the_last_sender_goes)
     [&]() -> asio::awaitable<void> {
       for (;;)
       {
-        auto [ec, n] = co_await rx.async_receive_many(out, 2, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(out, 2, as_tuple(asio::use_awaitable));
         if (ec)
         {
           last = ec;
@@ -1048,7 +1050,8 @@ BOOST_AUTO_TEST_CASE(batch_then_eof_when_the_last_sender_goes)
   run_all(ctx);
   BOOST_TEST(last == asio::error::eof);
   BOOST_TEST(batches == 2);
-  BOOST_TEST(out == (std::vector<std::string>{"0", "1", "2"}), boost::test_tools::per_element());
+  BOOST_TEST(
+    out == (std::vector<std::string>{"0", "1", "2"}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -32,8 +32,14 @@ constexpr std::uint64_t tag(int producer, int seq)
 {
   return (std::uint64_t(producer) << 32) | std::uint32_t(seq);
 }
-constexpr int producer_of(std::uint64_t v) { return int(v >> 32); }
-constexpr int seq_of(std::uint64_t v) { return int(v & 0xffffffffu); }
+constexpr int producer_of(std::uint64_t v)
+{
+  return int(v >> 32);
+}
+constexpr int seq_of(std::uint64_t v)
+{
+  return int(v & 0xffffffffu);
+}
 
 // Checks a stream of tagged values as it is received: each producer's values arrive in
 // its order, each once (C1, C2).
@@ -56,8 +62,8 @@ struct stream_check
 
 enum class receive_kind
 {
-  one,     // async_receive
-  batch,   // async_receive_many, limit 64
+  one,      // async_receive
+  batch,    // async_receive_many, limit 64
   try_first // try_receive until empty, then async_receive_many, limit 16
 };
 
@@ -185,7 +191,8 @@ BOOST_AUTO_TEST_CASE(short_lived_sender_copies)
       for (;;)
       {
         batch.clear();
-        auto [ec, n] = co_await rx.async_receive_many(batch, 32, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(batch, 32, as_tuple(asio::use_awaitable));
         for (auto v : batch)
           check(v);
         if (ec)
@@ -237,7 +244,8 @@ BOOST_AUTO_TEST_CASE(sends_that_do_not_overlap_are_received_in_real_time_order)
     [&]() -> asio::awaitable<void> {
       for (;;)
       {
-        auto [ec, n] = co_await rx.async_receive_many(order, 16, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(order, 16, as_tuple(asio::use_awaitable));
         if (ec)
           co_return;
       }
@@ -326,14 +334,17 @@ BOOST_AUTO_TEST_CASE(writes_before_send_are_seen_by_the_receiver)
       for (;;)
       {
         batch.clear();
-        auto [ec, n] = co_await rx.async_receive_many(batch, 16, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(batch, 16, as_tuple(asio::use_awaitable));
         if (ec)
           co_return;
         for (auto& m : batch)
         {
           ++received;
-          const std::size_t slot = std::size_t(m->producer) * per_producer + std::size_t(m->seq);
-          if (m->checksum != long(m->producer) * 100000 + m->seq || board[slot] != m->checksum)
+          const std::size_t slot =
+            std::size_t(m->producer) * per_producer + std::size_t(m->seq);
+          if (m->checksum != long(m->producer) * 100000 + m->seq
+              || board[slot] != m->checksum)
             ++mismatches;
         }
         if (auto m = rx.try_receive()) // and after try_receive
@@ -419,7 +430,8 @@ BOOST_AUTO_TEST_CASE(close_racing_sends_keeps_every_accepted_value)
         for (;;)
         {
           batch.clear();
-          auto [ec, n] = co_await rx.async_receive_many(batch, 8, as_tuple(asio::use_awaitable));
+          auto [ec, n] =
+            co_await rx.async_receive_many(batch, 8, as_tuple(asio::use_awaitable));
           for (auto v : batch)
             check(v);
           if (ec)
