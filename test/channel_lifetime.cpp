@@ -141,6 +141,25 @@ BOOST_AUTO_TEST_CASE(a_received_value_still_arrives_after_the_receiver_is_gone)
   BOOST_TEST((!o.ec ? o.value == 5 : o.ec == asio::error::operation_aborted));
 }
 
+// Handles may be destroyed on any thread (C8): the receiver, with a receive pending, on
+// a thread of its own while the context is idle; the handler still runs on the context.
+BOOST_AUTO_TEST_CASE(the_receiver_is_destroyed_on_another_thread)
+{
+  asio::io_context ctx;
+  auto ch = make_channel<int>(ctx);
+  value_outcome<int> o;
+  ch.second.async_receive(record(o));
+  std::thread elsewhere(
+    [rx = std::move(ch.second)]() mutable { auto gone = std::move(rx); });
+  elsewhere.join();
+  BOOST_TEST(o.calls == 0);
+  BOOST_TEST(ch.first.is_closed());
+  BOOST_TEST(!ch.first.send(1));
+  run_all(ctx);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(o.ec == asio::error::operation_aborted);
+}
+
 BOOST_AUTO_TEST_CASE(many_channels_come_and_go)
 {
   asio::io_context ctx;
