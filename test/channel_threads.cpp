@@ -790,3 +790,39 @@ BOOST_AUTO_TEST_CASE(strand_consumer_with_cancel_and_replace)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(handlers_elsewhere, *suite_timeout())
+
+// A receive's handler may have any associated executor (C5: "associated executor, exactly
+// as basic_atomic_waker"), here a thread_pool's, while the consumer goes on with the
+// receiver on its own thread: the channel's consumer side must not be touched from the
+// handler's thread at the same time (under TSan: a reported race), and each receive
+// gets its own value (C1, C2).
+BOOST_AUTO_TEST_CASE(a_handler_on_another_threads_executor_while_the_consumer_goes_on)
+{
+  constexpr int rounds = 2000;
+  asio::io_context ctx;
+  asio::thread_pool pool(1);
+  auto ch = make_channel<int>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  long wrong = 0;
+  for (int r = 0; r < rounds; ++r)
+  {
+    std::atomic<int> got{-1};
+    rx.async_receive(
+      asio::bind_executor(pool, [&got](error_code ec, int v) { got = ec ? -2 : v; }));
+    BOOST_TEST_REQUIRE(tx.send(2 * r));
+    BOOST_TEST_REQUIRE(tx.send(2 * r + 1));
+    ctx.restart();
+    ctx.poll();                // the completion leaves for the pool ...
+    auto v = rx.try_receive(); // ... while the consumer takes the next value
+    BOOST_REQUIRE(spin_until([&] { return got.load() != -1; }));
+    if (got.load() != 2 * r || !v || *v != 2 * r + 1)
+      ++wrong;
+  }
+  BOOST_TEST(wrong == 0);
+  pool.join();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
