@@ -156,16 +156,46 @@ void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) n
 {
   return checked_alloc(n, std::size_t(a));
 }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete(void* p) noexcept
+{
+  release(p);
+}
+void operator delete[](void* p) noexcept
+{
+  release(p);
+}
+void operator delete(void* p, std::size_t) noexcept
+{
+  release(p);
+}
+void operator delete[](void* p, std::size_t) noexcept
+{
+  release(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept
+{
+  release(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept
+{
+  release(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept
+{
+  release(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept
+{
+  release(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept
+{
+  release(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept
+{
+  release(p);
+}
 void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept
 {
   release(p);
@@ -212,8 +242,8 @@ BOOST_AUTO_TEST_CASE(steady_single_thread_loop_allocates_nothing)
     },
     asio::detached);
   run_all(ctx);
-  BOOST_TEST_MESSAGE("allocations in " << measured << " send/receive cycles: "
-                                       << after - before);
+  BOOST_TEST_MESSAGE(
+    "allocations in " << measured << " send/receive cycles: " << after - before);
   BOOST_TEST(after > 0);
   BOOST_TEST(after - before == 0);
 }
@@ -248,8 +278,8 @@ BOOST_AUTO_TEST_CASE(steady_batches_allocate_nothing)
     },
     asio::detached);
   run_all(ctx);
-  BOOST_TEST_MESSAGE("allocations for " << measured * per_batch << " values in batches: "
-                                        << after - before);
+  BOOST_TEST_MESSAGE(
+    "allocations for " << measured * per_batch << " values in batches: " << after - before);
   BOOST_TEST(after > 0);
   BOOST_TEST(after - before == 0);
 }
@@ -340,8 +370,8 @@ BOOST_AUTO_TEST_SUITE_END()
 #if ASIO_WAKER_TEST_COUNTS_MALLOC
 BOOST_AUTO_TEST_SUITE(allocation_failure, *suite_timeout())
 #else
-BOOST_AUTO_TEST_SUITE(allocation_failure,
-  *suite_timeout() * skipped_because("a sanitizer owns operator new"))
+BOOST_AUTO_TEST_SUITE(
+  allocation_failure, *suite_timeout() * skipped_because("a sanitizer owns operator new"))
 #endif
 
 // Sends with every allocation on the sending thread failing: the first send that needs
@@ -371,8 +401,8 @@ BOOST_AUTO_TEST_CASE(a_send_whose_block_allocation_fails_throws_and_sends_nothin
     }
   }
   new_fails = false;
-  BOOST_TEST_MESSAGE("the send of " << threw_at << " threw; " << new_failures
-                                    << " allocation(s) failed");
+  BOOST_TEST_MESSAGE(
+    "the send of " << threw_at << " threw; " << new_failures << " allocation(s) failed");
   BOOST_REQUIRE(threw_at >= 0); // some send needed a block
   BOOST_TEST(accepted.size() == std::size_t(threw_at));
   BOOST_TEST(!tx.is_closed());

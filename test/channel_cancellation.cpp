@@ -89,8 +89,12 @@ public:
   void start(int round)
   {
     go_.store(round + 1, std::memory_order_release);
-    for (int k = 0, n = (round * 37) % 800; k < n; ++k)
-      std::atomic_signal_fence(std::memory_order_seq_cst);
+    // 0 to 2 us, in steps that spread over the rounds: about the time the other thread
+    // takes to see the round and do its step, whatever the build's optimization.
+    const auto until =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds((round * 37) % 2000);
+    while (std::chrono::steady_clock::now() < until)
+    {}
   }
   // Waits for the step of `round` to have returned; false at the watchdog.
   bool finished(int round)
@@ -336,8 +340,8 @@ BOOST_AUTO_TEST_CASE(timer_wins_an_awaitable_or_and_no_value_is_lost)
       for (int round = 0; round < 4; ++round)
       {
         asio::steady_timer t(ctx, 5ms);
-        auto r =
-          co_await (rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+        auto r = co_await (
+          rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
         if (r.index() == 1)
         {
           ++timeouts;
@@ -368,8 +372,8 @@ BOOST_AUTO_TEST_CASE(value_wins_an_awaitable_or)
     ctx,
     [&]() -> asio::awaitable<void> {
       asio::steady_timer t(ctx, std::chrono::hours(1));
-      auto r =
-        co_await (rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+      auto r = co_await (
+        rx.async_receive(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
       index = static_cast<int>(r.index());
       if (index == 0)
         value = std::get<0>(r);

@@ -67,8 +67,8 @@ BOOST_AUTO_TEST_SUITE(executors_without_a_scheduler, *suite_timeout())
 // that is cancelled and one at end of stream, each handed to the executor (queued on
 // `mc`, run only by mc.run()).
 template <typename Executor>
-void receive_through(manual_context& mc, basic_receiver<int, Executor>& rx,
-  asio_waker::sender<int>& tx)
+void receive_through(
+  manual_context& mc, basic_receiver<int, Executor>& rx, asio_waker::sender<int>& tx)
 {
   value_outcome<int> a, b, c, d;
   rx.async_receive(record(a));
@@ -149,9 +149,11 @@ BOOST_AUTO_TEST_CASE(shutdown_destroys_queued_and_pending_receives)
     manual_context mc;
     auto queued = make_channel<int>(mc.get_executor());
     auto pending = make_channel<int>(mc.get_executor());
-    queued.second.async_receive([&invoked, t = probe.make()](error_code, int) { ++invoked; });
+    queued.second.async_receive(
+      [&invoked, t = probe.make()](error_code, int) { ++invoked; });
     BOOST_TEST(queued.first.send(1)); // handed to the executor, never run
-    pending.second.async_receive([&invoked, t = probe.make()](error_code, int) { ++invoked; });
+    pending.second.async_receive(
+      [&invoked, t = probe.make()](error_code, int) { ++invoked; });
     mc.shutdown_now(); // the service destroys the pending receive
     BOOST_TEST(*probe.destroyed >= 1);
     BOOST_TEST(invoked == 0);

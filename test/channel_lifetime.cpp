@@ -141,6 +141,25 @@ BOOST_AUTO_TEST_CASE(a_received_value_still_arrives_after_the_receiver_is_gone)
   BOOST_TEST((!o.ec ? o.value == 5 : o.ec == asio::error::operation_aborted));
 }
 
+// Handles may be destroyed on any thread (C8): the receiver, with a receive pending, on
+// a thread of its own while the context is idle; the handler still runs on the context.
+BOOST_AUTO_TEST_CASE(the_receiver_is_destroyed_on_another_thread)
+{
+  asio::io_context ctx;
+  auto ch = make_channel<int>(ctx);
+  value_outcome<int> o;
+  ch.second.async_receive(record(o));
+  std::thread elsewhere(
+    [rx = std::move(ch.second)]() mutable { auto gone = std::move(rx); });
+  elsewhere.join();
+  BOOST_TEST(o.calls == 0);
+  BOOST_TEST(ch.first.is_closed());
+  BOOST_TEST(!ch.first.send(1));
+  run_all(ctx);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(o.ec == asio::error::operation_aborted);
+}
+
 BOOST_AUTO_TEST_CASE(many_channels_come_and_go)
 {
   asio::io_context ctx;
@@ -242,7 +261,8 @@ BOOST_AUTO_TEST_CASE(a_receiver_moved_into_a_coroutine)
     [&got, &end, rx = std::move(ch.second)]() mutable -> asio::awaitable<void> {
       for (;;)
       {
-        auto [ec, n] = co_await rx.async_receive_many(got, 16, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(got, 16, as_tuple(asio::use_awaitable));
         if (ec)
         {
           end = ec;
@@ -335,7 +355,8 @@ BOOST_AUTO_TEST_CASE(destroys_a_pending_receive_without_invoking_it)
   {
     shutdownable_context ctx;
     auto ch = make_channel<int>(ctx);
-    ch.second.async_receive([&invoked, t = probe.make()](error_code, int) { invoked = true; });
+    ch.second.async_receive(
+      [&invoked, t = probe.make()](error_code, int) { invoked = true; });
     ctx.shutdown(); // the channel service destroys the pending receive
     BOOST_TEST(*probe.destroyed == 1);
     BOOST_TEST(ch.second.is_closed()); // shutdown closes every receiver on the context
@@ -392,8 +413,8 @@ BOOST_AUTO_TEST_CASE(destroys_a_coroutine_that_owns_its_receiver)
     tx.emplace(std::move(ch.first));
     asio::co_spawn(
       ctx,
-      [&resumed, t = probe.make(), rx = std::move(ch.second)]() mutable
-      -> asio::awaitable<void> {
+      [&resumed, t = probe.make(),
+        rx = std::move(ch.second)]() mutable -> asio::awaitable<void> {
         co_await rx.async_receive(asio::use_awaitable);
         resumed = true;
       },
@@ -419,8 +440,8 @@ BOOST_AUTO_TEST_CASE(thread_pool_stop_destroys_a_parked_coroutine)
     tx.emplace(std::move(ch.first));
     asio::co_spawn(
       pool,
-      [&resumed, t = probe.make(), rx = std::move(ch.second)]() mutable
-      -> asio::awaitable<void> {
+      [&resumed, t = probe.make(),
+        rx = std::move(ch.second)]() mutable -> asio::awaitable<void> {
         co_await rx.async_receive(asio::use_awaitable);
         resumed = true;
       },

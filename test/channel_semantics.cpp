@@ -295,8 +295,8 @@ BOOST_AUTO_TEST_CASE(a_completed_receive_never_displaces_a_newer_one)
   BOOST_TEST(second.calls == 1);
   BOOST_TEST(!second.ec);
   BOOST_TEST(second.value == 2);
-  BOOST_TEST(third.calls == 0, "the newest receive completed with \"" << third.ec.message()
-                                                                      << "\"");
+  BOOST_TEST(
+    third.calls == 0, "the newest receive completed with \"" << third.ec.message() << "\"");
   BOOST_TEST(rx.cancel() == 1u); // `third` is the one pending
   run_all(ctx);
   BOOST_TEST(third.ec == asio::error::operation_aborted);
@@ -928,7 +928,8 @@ BOOST_AUTO_TEST_CASE(a_pending_batch_completes_with_what_is_available)
   BOOST_TEST(out.size() == 1 + some.count);
   while (auto v = rx.try_receive())
     out.push_back(*v);
-  BOOST_TEST(out == (std::deque<int>{1, 2, 3, 4, 5, 6, 7}), boost::test_tools::per_element());
+  BOOST_TEST(
+    out == (std::deque<int>{1, 2, 3, 4, 5, 6, 7}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(nothing_is_appended_on_error)
@@ -964,6 +965,55 @@ BOOST_AUTO_TEST_CASE(nothing_is_appended_on_error)
   BOOST_TEST(out == (std::vector<int>{-7}), boost::test_tools::per_element());
 }
 
+// A container whose push_back throws once it holds `fail_at` values.
+struct throwing_container
+{
+  std::vector<int> values;
+  std::size_t fail_at = 0;
+  void push_back(int v)
+  {
+    if (values.size() == fail_at)
+      throw std::length_error("throwing_container: full");
+    values.push_back(v);
+  }
+  std::size_t size() const noexcept { return values.size(); }
+};
+
+// The header's reading (not the contract's): a push_back that throws leaves its value
+// queued; the receive completes with the values appended before it, or, with none, with
+// net::error::no_memory (and takes nothing). Either way no value is lost or taken twice
+// (C1), and nothing is appended on error (C7).
+BOOST_AUTO_TEST_CASE(a_throwing_push_back_loses_no_value)
+{
+  asio::io_context ctx;
+  auto ch = make_channel<int>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  for (int i = 1; i <= 5; ++i)
+    BOOST_TEST(tx.send(i));
+  throwing_container out;
+  out.fail_at = 2;
+  batch_outcome some;
+  rx.async_receive_many(out, 10, record(some, out));
+  run_all(ctx);
+  BOOST_TEST(some.calls == 1);
+  BOOST_TEST(!some.ec);
+  BOOST_TEST(some.count == 2u);
+  BOOST_TEST(out.values == (std::vector<int>{1, 2}), boost::test_tools::per_element());
+
+  batch_outcome none;
+  rx.async_receive_many(out, 10, record(none, out)); // full: fails at its first value
+  run_all(ctx);
+  BOOST_TEST(none.calls == 1);
+  BOOST_TEST(none.ec == asio::error::no_memory);
+  BOOST_TEST(none.count == 0u);
+  BOOST_TEST(out.values.size() == 2u);
+  std::vector<int> rest;
+  while (auto v = rx.try_receive())
+    rest.push_back(*v);
+  BOOST_TEST(rest == (std::vector<int>{3, 4, 5}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(batch_then_eof_when_the_last_sender_goes)
 {
   asio::io_context ctx;
@@ -983,7 +1033,8 @@ BOOST_AUTO_TEST_CASE(batch_then_eof_when_the_last_sender_goes)
     [&]() -> asio::awaitable<void> {
       for (;;)
       {
-        auto [ec, n] = co_await rx.async_receive_many(out, 2, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(out, 2, as_tuple(asio::use_awaitable));
         if (ec)
         {
           last = ec;
@@ -999,7 +1050,8 @@ BOOST_AUTO_TEST_CASE(batch_then_eof_when_the_last_sender_goes)
   run_all(ctx);
   BOOST_TEST(last == asio::error::eof);
   BOOST_TEST(batches == 2);
-  BOOST_TEST(out == (std::vector<std::string>{"0", "1", "2"}), boost::test_tools::per_element());
+  BOOST_TEST(
+    out == (std::vector<std::string>{"0", "1", "2"}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

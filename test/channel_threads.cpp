@@ -13,6 +13,7 @@
 
 #include <asio_waker/channel.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,8 +32,14 @@ constexpr std::uint64_t tag(int producer, int seq)
 {
   return (std::uint64_t(producer) << 32) | std::uint32_t(seq);
 }
-constexpr int producer_of(std::uint64_t v) { return int(v >> 32); }
-constexpr int seq_of(std::uint64_t v) { return int(v & 0xffffffffu); }
+constexpr int producer_of(std::uint64_t v)
+{
+  return int(v >> 32);
+}
+constexpr int seq_of(std::uint64_t v)
+{
+  return int(v & 0xffffffffu);
+}
 
 // Checks a stream of tagged values as it is received: each producer's values arrive in
 // its order, each once (C1, C2).
@@ -55,8 +62,8 @@ struct stream_check
 
 enum class receive_kind
 {
-  one,     // async_receive
-  batch,   // async_receive_many, limit 64
+  one,      // async_receive
+  batch,    // async_receive_many, limit 64
   try_first // try_receive until empty, then async_receive_many, limit 16
 };
 
@@ -184,7 +191,8 @@ BOOST_AUTO_TEST_CASE(short_lived_sender_copies)
       for (;;)
       {
         batch.clear();
-        auto [ec, n] = co_await rx.async_receive_many(batch, 32, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(batch, 32, as_tuple(asio::use_awaitable));
         for (auto v : batch)
           check(v);
         if (ec)
@@ -216,6 +224,88 @@ BOOST_AUTO_TEST_CASE(short_lived_sender_copies)
   BOOST_TEST(check.received == long(producers) * per_producer);
 }
 
+// One total order consistent with real time (C2: "a linearizable FIFO"): a send that
+// returned before another send started is received before it, whichever threads made
+// them. Each send is stamped from one global counter just before it starts and just
+// after it returns; the check runs on the order the values were received in.
+BOOST_AUTO_TEST_CASE(sends_that_do_not_overlap_are_received_in_real_time_order)
+{
+  constexpr int producers = 4, per_producer = 5000;
+  asio::io_context ctx;
+  auto ch = make_channel<std::uint64_t>(ctx);
+  auto& rx = ch.second;
+  std::atomic<long> clock{0};
+  std::vector<std::vector<long>> started(producers, std::vector<long>(per_producer));
+  std::vector<std::vector<long>> returned(producers, std::vector<long>(per_producer));
+  std::vector<std::uint64_t> order; // as received
+  order.reserve(std::size_t(producers) * per_producer);
+  asio::co_spawn(
+    ctx,
+    [&]() -> asio::awaitable<void> {
+      for (;;)
+      {
+        auto [ec, n] =
+          co_await rx.async_receive_many(order, 16, as_tuple(asio::use_awaitable));
+        if (ec)
+          co_return;
+      }
+    },
+    asio::detached);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([&, tx = ch.first, p] {
+      for (int i = 0; i < per_producer; ++i)
+      {
+        started[std::size_t(p)][std::size_t(i)] = clock.fetch_add(1);
+        tx.send(tag(p, i));
+        returned[std::size_t(p)][std::size_t(i)] = clock.fetch_add(1);
+      }
+    });
+  {
+    auto gone = std::move(ch.first);
+  }
+  run_all(ctx);
+  for (auto& t : threads)
+    t.join();
+  BOOST_REQUIRE(order.size() == std::size_t(producers) * per_producer);
+
+  // For each value B: every value A that returned before B started precedes B.
+  // By return stamp: the largest position received so far among the sends that had
+  // returned by then (a prefix maximum), found with a binary search on B's start stamp.
+  struct stamped
+  {
+    long returned;
+    long position;
+  };
+  std::vector<stamped> by_return;
+  by_return.reserve(order.size());
+  for (std::size_t pos = 0; pos < order.size(); ++pos)
+  {
+    const auto p = std::size_t(producer_of(order[pos]));
+    const auto i = std::size_t(seq_of(order[pos]));
+    by_return.push_back({returned[p][i], long(pos)});
+  }
+  std::sort(by_return.begin(), by_return.end(),
+    [](const stamped& a, const stamped& b) { return a.returned < b.returned; });
+  std::vector<long> prefix_max(by_return.size());
+  long m = -1;
+  for (std::size_t k = 0; k < by_return.size(); ++k)
+    prefix_max[k] = m = std::max(m, by_return[k].position);
+  long violations = 0;
+  for (std::size_t pos = 0; pos < order.size(); ++pos)
+  {
+    const auto p = std::size_t(producer_of(order[pos]));
+    const auto i = std::size_t(seq_of(order[pos]));
+    const long start = started[p][i];
+    const auto before = std::lower_bound(by_return.begin(), by_return.end(), start,
+      [](const stamped& a, long s) { return a.returned < s; });
+    const auto k = std::size_t(before - by_return.begin());
+    if (k > 0 && prefix_max[k - 1] > long(pos))
+      ++violations;
+  }
+  BOOST_TEST(violations == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(memory_visibility, *suite_timeout())
@@ -244,14 +334,17 @@ BOOST_AUTO_TEST_CASE(writes_before_send_are_seen_by_the_receiver)
       for (;;)
       {
         batch.clear();
-        auto [ec, n] = co_await rx.async_receive_many(batch, 16, as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+          co_await rx.async_receive_many(batch, 16, as_tuple(asio::use_awaitable));
         if (ec)
           co_return;
         for (auto& m : batch)
         {
           ++received;
-          const std::size_t slot = std::size_t(m->producer) * per_producer + std::size_t(m->seq);
-          if (m->checksum != long(m->producer) * 100000 + m->seq || board[slot] != m->checksum)
+          const std::size_t slot =
+            std::size_t(m->producer) * per_producer + std::size_t(m->seq);
+          if (m->checksum != long(m->producer) * 100000 + m->seq
+              || board[slot] != m->checksum)
             ++mismatches;
         }
         if (auto m = rx.try_receive()) // and after try_receive
@@ -337,7 +430,8 @@ BOOST_AUTO_TEST_CASE(close_racing_sends_keeps_every_accepted_value)
         for (;;)
         {
           batch.clear();
-          auto [ec, n] = co_await rx.async_receive_many(batch, 8, as_tuple(asio::use_awaitable));
+          auto [ec, n] =
+            co_await rx.async_receive_many(batch, 8, as_tuple(asio::use_awaitable));
           for (auto v : batch)
             check(v);
           if (ec)
@@ -529,6 +623,100 @@ BOOST_AUTO_TEST_CASE(sends_racing_the_contexts_destruction)
 
 BOOST_AUTO_TEST_SUITE_END()
 
+namespace {
+
+// A value whose constructor, given a gate, says it has started (its send has claimed its
+// place in the stream by then) and waits for the gate to open; then it completes, or
+// throws if the gate says so.
+struct gate
+{
+  std::atomic<bool> entered{false};
+  std::atomic<bool> open{false};
+  bool throws = false;
+};
+
+struct stalling
+{
+  int v = 0;
+  stalling() = default;
+  explicit stalling(int x) noexcept : v(x) {}
+  stalling(gate& g, int x) : v(x)
+  {
+    g.entered = true;
+    if (!spin_until([&] { return g.open.load(); }))
+      return;
+    if (g.throws)
+      throw std::runtime_error("stalling: the constructor throws");
+  }
+  stalling(stalling&&) noexcept = default;
+  stalling& operator=(stalling&&) noexcept = default;
+};
+
+// A send stalls between claiming its place and publishing its value while a later send
+// completes: the receive takes nothing out of order meanwhile (it waits), and once the
+// stalled send publishes (or its constructor throws, C9), the receive gets the right
+// value, nothing lost, nothing twice.
+void check_stalled_send(bool constructor_throws)
+{
+  asio::io_context ctx;
+  auto ch = make_channel<stalling>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  value_outcome<stalling> o;
+  rx.async_receive(record(o));
+  gate g;
+  g.throws = constructor_throws;
+  std::atomic<bool> threw{false}, sent{false};
+  std::thread stalled([&] {
+    try
+    {
+      sent = tx.emplace(g, 1);
+    }
+    catch (const std::runtime_error&)
+    {
+      threw = true;
+    }
+  });
+  BOOST_REQUIRE(spin_until([&] { return g.entered.load(); }));
+  BOOST_TEST(tx.send(stalling(2))); // claimed after the stalled one, published first
+  expect_still_pending(ctx, o);     // the head is busy: 2 must wait for 1
+  g.open = true;
+  stalled.join();
+  BOOST_TEST(threw.load() == constructor_throws);
+  BOOST_TEST(sent.load() == !constructor_throws);
+  run_all(ctx); // the stalled send's publication (or skip) completes the receive
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(!o.ec);
+  if (constructor_throws)
+  {
+    BOOST_TEST(o.value.v == 2);
+    BOOST_TEST(!rx.try_receive().has_value());
+  }
+  else
+  {
+    BOOST_TEST(o.value.v == 1);
+    auto next = rx.try_receive();
+    BOOST_REQUIRE(next.has_value());
+    BOOST_TEST(next->v == 2);
+  }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(stalled_senders, *suite_timeout())
+
+BOOST_AUTO_TEST_CASE(a_stalled_send_holds_back_later_values)
+{
+  check_stalled_send(false);
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_send_whose_constructor_throws_releases_them)
+{
+  check_stalled_send(true);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(consumer_on_a_pool, *suite_timeout())
 
 // The receiver lives on a strand of a thread_pool; producers are plain threads; the
@@ -599,6 +787,42 @@ BOOST_AUTO_TEST_CASE(strand_consumer_with_cancel_and_replace)
   BOOST_TEST(duplicates.load() == 0);
   BOOST_TEST(received.load() == long(producers) * per_producer);
   BOOST_TEST_MESSAGE("received " << received << ", aborts " << aborts);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(handlers_elsewhere, *suite_timeout())
+
+// A receive's handler may have any associated executor (C5: "associated executor, exactly
+// as basic_atomic_waker"), here a thread_pool's, while the consumer goes on with the
+// receiver on its own thread: the channel's consumer side must not be touched from the
+// handler's thread at the same time (under TSan: a reported race), and each receive
+// gets its own value (C1, C2).
+BOOST_AUTO_TEST_CASE(a_handler_on_another_threads_executor_while_the_consumer_goes_on)
+{
+  constexpr int rounds = 2000;
+  asio::io_context ctx;
+  asio::thread_pool pool(1);
+  auto ch = make_channel<int>(ctx);
+  auto& tx = ch.first;
+  auto& rx = ch.second;
+  long wrong = 0;
+  for (int r = 0; r < rounds; ++r)
+  {
+    std::atomic<int> got{-1};
+    rx.async_receive(
+      asio::bind_executor(pool, [&got](error_code ec, int v) { got = ec ? -2 : v; }));
+    BOOST_TEST_REQUIRE(tx.send(2 * r));
+    BOOST_TEST_REQUIRE(tx.send(2 * r + 1));
+    ctx.restart();
+    ctx.poll();                // the completion leaves for the pool ...
+    auto v = rx.try_receive(); // ... while the consumer takes the next value
+    BOOST_REQUIRE(spin_until([&] { return got.load() != -1; }));
+    if (got.load() != 2 * r || !v || *v != 2 * r + 1)
+      ++wrong;
+  }
+  BOOST_TEST(wrong == 0);
+  pool.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

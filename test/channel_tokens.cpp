@@ -166,7 +166,8 @@ BOOST_AUTO_TEST_CASE(use_awaitable_throws_on_abort)
 
 BOOST_AUTO_TEST_CASE(default_token_via_as_default_on)
 {
-  using awaitable_receiver = asio::use_awaitable_t<>::as_default_on_t<asio_waker::receiver<int>>;
+  using awaitable_receiver =
+    asio::use_awaitable_t<>::as_default_on_t<asio_waker::receiver<int>>;
   asio::io_context ctx;
   auto ch = make_channel<int>(
     asio::use_awaitable_t<>::executor_with_default<asio::io_context::executor_type>(
@@ -272,7 +273,8 @@ BOOST_AUTO_TEST_CASE(use_future)
   BOOST_TEST(out.size() == 1u);
 
   std::future<std::string> aborted = rx.async_receive(asio::use_future);
-  asio::post(ctx, [&] { rx.cancel(); }); // the receiver is the consumer's: cancel on its thread
+  asio::post(
+    ctx, [&] { rx.cancel(); }); // the receiver is the consumer's: cancel on its thread
   BOOST_REQUIRE((aborted.wait_for(watchdog) == std::future_status::ready));
   BOOST_CHECK_THROW(aborted.get(), system_error);
 
@@ -416,12 +418,12 @@ BOOST_AUTO_TEST_CASE(awaitable_operators)
   asio::co_spawn(
     ctx,
     [&]() -> asio::awaitable<void> {
-      auto [x, y] = co_await (a.second.async_receive(asio::use_awaitable) &&
-                              b.second.async_receive(asio::use_awaitable));
+      auto [x, y] = co_await (a.second.async_receive(asio::use_awaitable)
+                              && b.second.async_receive(asio::use_awaitable));
       both_a = x;
       both_b = y;
-      auto r = co_await (a.second.async_receive(asio::use_awaitable) ||
-                         b.second.async_receive(asio::use_awaitable));
+      auto r = co_await (a.second.async_receive(asio::use_awaitable)
+                         || b.second.async_receive(asio::use_awaitable));
       first = r.index();
       BOOST_TEST(std::get<1>(r) == "second");
     },
