@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/proofs/ci.sh -- runs every proof of the waker state machine, with fast settings:
-#   1. the exhaustive interleaving checker (the real basic_waker_state driven by the real
-#      waker_service moves; both hand-offs; SC and weak memory)
+#   1. the exhaustive interleaving checker: its litmus self-test, then the real
+#      basic_waker_state driven by the real waker_service moves (both hand-offs; SC and
+#      weak memory)
 #   2. spin on test/proofs/waker.pml (safety + liveness per scenario, mutants must fail)
 #   3. the TSan stress (1, 2, 4, 8 producers)
 #   4. the libFuzzer target for a bounded time
@@ -46,11 +47,19 @@ configure_build() { # dir compiler sanitize targets...
 # ---- builds ---------------------------------------------------------------------------
 step "build (plain $CXX_PLAIN)"
 mkdir -p "$B_PLAIN" "$B_TSAN" "$B_FUZZ"
-configure_build "$B_PLAIN" "$CXX_PLAIN" "" proofs_interleave proofs_fuzz_replay proofs_faults \
+configure_build "$B_PLAIN" "$CXX_PLAIN" "" proofs_checker_selftest proofs_interleave \
+  proofs_fuzz_replay proofs_faults \
   || fail "plain build"
 
 # ---- 1. interleaving checker ------------------------------------------------------------
 step "1. exhaustive interleaving checker"
+if [[ -x $B_PLAIN/proofs_checker_selftest ]]; then
+  "$B_PLAIN/proofs_checker_selftest" --report_level=short | tee "$B_PLAIN/selftest.log"
+  ((PIPESTATUS[0] == 0)) || fail "checker self-test (litmus tests of its memory model)"
+  figures+=("checker self-test: $(grep -c 'executions, outcomes' "$B_PLAIN/selftest.log") litmus runs with the expected outcome sets")
+else
+  fail "checker self-test not built"
+fi
 long=()
 [[ ${PROOFS_LONG:-0} == 1 ]] && long=(--long)
 if [[ -x $B_PLAIN/proofs_interleave ]]; then
