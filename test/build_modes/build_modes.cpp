@@ -30,6 +30,7 @@ using experimental::deferred;
 using experimental::deferred_t;
 } // namespace asio
 #endif
+#include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
 #if !defined(ASIO_NO_EXCEPTIONS)
@@ -42,6 +43,7 @@ using experimental::deferred_t;
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #if !defined(BOOST_ASIO_NO_EXCEPTIONS)
@@ -54,7 +56,11 @@ using experimental::deferred_t;
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
+#include <memory>
+#include <thread>
 #include <type_traits>
+#include <vector>
 
 #if defined(ASIO_WAKER_STANDALONE_ASIO) ? defined(ASIO_NO_EXCEPTIONS)                      \
                                         : defined(BOOST_ASIO_NO_EXCEPTIONS)
@@ -217,6 +223,86 @@ void foreign_thread_wake()
   check(r.calls == 1 && !r.ec, "wake() from a thread_pool: success");
 }
 
+// The channel: make_channel (both forms), sender copy/move/assign, send, emplace,
+// is_closed, the receiver's move, get_executor, rebind_executor, async_receive,
+// async_receive_many, try_receive, close, cancel, per-operation cancellation, eof after
+// the last sender, the destructor.
+void channel_every_function()
+{
+  net::io_context ctx;
+  net::thread_pool pool(2);
+  auto [tx, rx0] = asio_waker::make_channel<int>(ctx);
+  asio_waker::receiver<int> rx = std::move(rx0);
+  check(
+    rx.get_executor() == ctx.get_executor(), "channel: get_executor() names the context");
+  {
+    asio_waker::sender<int> a = tx, b = std::move(a);
+    a = b;
+    net::post(pool, [a] {
+      for (int i = 0; i != 100; ++i)
+        a.send(i);
+    });
+    net::post(pool, [b] { b.emplace(100); });
+  }
+  std::vector<int> got;
+  asio_waker::error_code last;
+  std::size_t completions = 0;
+  std::function<void(asio_waker::error_code, std::size_t)> many =
+    [&](asio_waker::error_code ec, std::size_t) {
+      ++completions;
+      last = ec;
+      if (!ec)
+        rx.async_receive_many(got, 16, many);
+    };
+  rx.async_receive_many(got, 16, many);
+  tx = asio_waker::sender<int>(std::move(tx)); // self-move through a temporary
+  {
+    auto drop = std::move(tx);
+  } // the last sender: eof after the values
+  ctx.run();
+  pool.join();
+  ctx.restart();
+  check(got.size() == 101 && last == net::error::eof && completions >= 2,
+    "channel: senders from a thread_pool, batches, then eof");
+
+  using strand_t = net::strand<net::io_context::executor_type>;
+  using rx_t = asio_waker::basic_receiver<int,
+    net::io_context::executor_type>::rebind_executor<strand_t>::other;
+  static_assert(std::is_same_v<rx_t, asio_waker::basic_receiver<int, strand_t>>);
+  auto channel2 = asio_waker::make_channel<std::unique_ptr<int>>(net::make_strand(ctx));
+  auto& tx2 = channel2.first;
+  auto& rx2 = channel2.second;
+  tx2.send(std::make_unique<int>(7));
+  auto v = rx2.try_receive();
+  check(v && **v == 7 && !rx2.try_receive(), "channel: try_receive, move-only values");
+
+  int one = 0;
+  asio_waker::error_code e1, e2, e3;
+  rx2.async_receive([&](asio_waker::error_code ec, std::unique_ptr<int>) { e1 = ec; });
+  const std::size_t n = rx2.cancel();
+  net::cancellation_signal sig;
+  rx2.async_receive(net::bind_cancellation_slot(
+    sig.slot(), [&](asio_waker::error_code ec, std::unique_ptr<int>) { e2 = ec; }));
+  sig.emit(net::cancellation_type::terminal);
+  ctx.run();
+  ctx.restart();
+  check(
+    n == 1 && e1 == net::error::operation_aborted && e2 == net::error::operation_aborted,
+    "channel: cancel() and a cancellation slot");
+
+  tx2.send(std::make_unique<int>(8));
+  rx2.close();
+  check(rx2.is_closed() && tx2.is_closed() && !tx2.send(std::make_unique<int>(9)),
+    "channel: close() fails later sends");
+  rx2.async_receive([&](asio_waker::error_code ec, std::unique_ptr<int> p) {
+    one = p ? *p : -1;
+    rx2.async_receive([&](asio_waker::error_code ec2, std::unique_ptr<int>) { e3 = ec2; });
+    e1 = ec;
+  });
+  ctx.run();
+  check(one == 8 && !e1 && e3 == net::error::eof, "channel: queued value, then eof");
+}
+
 #if BM_EXCEPTIONS
 net::awaitable<void> await_once(asio_waker::atomic_waker& waker, recorder& r)
 {
@@ -247,6 +333,7 @@ int main()
   callbacks_wake_cancel_destroy();
   deferred_strand_rebind();
   foreign_thread_wake();
+  channel_every_function();
 #if BM_EXCEPTIONS
   awaitable();
 #else

@@ -24,6 +24,19 @@
 namespace asio_waker {
 namespace detail {
 
+/// The Asio scheduler that runs `ctx`, whose queue takes finished operations directly;
+/// null when there is none (or ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF is defined): the
+/// portable hand-off, wait_op::post(), is used then.
+inline net::detail::scheduler* find_scheduler([[maybe_unused]] net::execution_context& ctx)
+{
+#if defined(ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF)
+  return nullptr;
+#else
+  using net::detail::scheduler;
+  return net::has_service<scheduler>(ctx) ? &net::use_service<scheduler>(ctx) : nullptr;
+#endif
+}
+
 /// The type-erased part, all that the state machine and the service see.
 class wait_op : public net::detail::scheduler_operation
 {
@@ -74,22 +87,49 @@ private:
   wait_op* op_;
 };
 
+/// A wait_op that can also carry outstanding work on its I/O executor and post itself
+/// there: the portable hand-off, for execution contexts that no Asio scheduler runs.
+template <typename IoExecutor>
+class io_work_op : public wait_op
+{
+public:
+  /// Counts outstanding work on the I/O object's executor until the operation
+  /// completes, and keeps that executor for the portable hand-off. Only for contexts
+  /// that no Asio scheduler runs: there the scheduler counts the work of a parked
+  /// operation, as for a timer, and handler_work leaves the I/O executor's work to the
+  /// I/O object.
+  void track_io_work(const IoExecutor& io_ex) { io_work_.emplace(io_ex); }
+
+protected:
+  explicit io_work_op(func_type complete_func) noexcept
+    : wait_op(complete_func, &io_work_op::do_post)
+  {}
+
+private:
+  static void do_post(wait_op* base)
+  {
+    // The post counts work on the executor until the operation has run, so the guard
+    // can go once it returns; it must leave the operation first, which may be running
+    // on another thread by then.
+    io_work_op* self = static_cast<io_work_op*>(base);
+    const net::executor_work_guard<IoExecutor> io_work(std::move(*self->io_work_));
+    self->io_work_.reset();
+    net::post(io_work.get_executor(), wait_op_runner(self));
+  }
+
+  std::optional<net::executor_work_guard<IoExecutor>> io_work_;
+};
+
 template <typename Handler, typename IoExecutor>
-class wait_handler_op : public wait_op
+class wait_handler_op : public io_work_op<IoExecutor>
 {
 public:
   ASIO_WAKER_DEFINE_HANDLER_PTR(wait_handler_op);
 
   wait_handler_op(Handler& handler, const IoExecutor& io_ex)
-    : wait_op(&wait_handler_op::do_complete, &wait_handler_op::do_post),
-      handler_(std::move(handler)), work_(handler_, io_ex)
+    : io_work_op<IoExecutor>(&wait_handler_op::do_complete), handler_(std::move(handler)),
+      work_(handler_, io_ex)
   {}
-
-  /// Counts outstanding work on the waker's executor until the operation completes, and
-  /// keeps that executor for the portable hand-off. Only for contexts that no Asio
-  /// scheduler runs: there the scheduler counts the work of a parked wait, as for a
-  /// timer, and handler_work leaves the I/O executor's work to the I/O object.
-  void track_io_work(const IoExecutor& io_ex) { io_work_.emplace(io_ex); }
 
   // owner != null: complete (the scheduler, or an executor, runs us);
   // owner == null: destroy without invoking (shutdown, an abandoned queue).
@@ -123,20 +163,8 @@ public:
   }
 
 private:
-  static void do_post(wait_op* base)
-  {
-    // The post counts work on the executor until the operation has run, so the guard
-    // can go once it returns; it must leave the operation first, which may be running
-    // on another thread by then.
-    wait_handler_op* self = static_cast<wait_handler_op*>(base);
-    const net::executor_work_guard<IoExecutor> io_work(std::move(*self->io_work_));
-    self->io_work_.reset();
-    net::post(io_work.get_executor(), wait_op_runner(self));
-  }
-
   Handler handler_;
   net::detail::handler_work<Handler, IoExecutor> work_;
-  std::optional<net::executor_work_guard<IoExecutor>> io_work_;
 };
 
 } // namespace detail

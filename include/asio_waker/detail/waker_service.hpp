@@ -20,15 +20,12 @@
 #define ASIO_WAKER_DETAIL_WAKER_SERVICE_HPP
 
 #include <asio_waker/detail/config.hpp>
+#include <asio_waker/detail/object_registry.hpp>
 #include <asio_waker/detail/wait_op.hpp>
 #include <asio_waker/detail/waker_state.hpp>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
-#include <unordered_set>
 
 namespace asio_waker {
 namespace detail {
@@ -59,32 +56,19 @@ public:
   explicit waker_service(net::execution_context& ctx)
     : net::detail::execution_context_service_base<waker_service>(ctx),
       scheduler_(find_scheduler(ctx))
-  {
-    std::lock_guard<std::mutex> lock(registry().mutex);
-    registry().services.insert(this);
-  }
-
-  ~waker_service()
-  {
-    std::lock_guard<std::mutex> lock(registry().mutex);
-    registry().services.erase(this);
-  }
+  {}
 
   void construct(implementation_type& impl)
   {
-    static std::atomic<std::uint64_t> last_id{0};
     impl.scheduler = scheduler_;
-    impl.id = last_id.fetch_add(1, std::memory_order_relaxed) + 1;
-    std::lock_guard<std::mutex> lock(mutex_);
-    live_.emplace(impl.id, &impl);
+    impl.id = live_.add(impl);
   }
 
   /// The waker's destructor: aborts a pending wait, as cancel() does.
   void destroy(implementation_type& impl) noexcept
   {
     take_and_abort(impl);
-    std::lock_guard<std::mutex> lock(mutex_);
-    live_.erase(impl.id);
+    live_.remove(impl.id);
   }
 
   template <typename Handler, typename IoExecutor>
@@ -138,12 +122,10 @@ public:
   void shutdown() override
   {
     net::detail::op_queue<net::detail::scheduler_operation> ops;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      for (auto& entry : live_)
-        if (wait_op* op = entry.second->state.cancel())
-          ops.push(op);
-    }
+    live_.for_each([&](implementation_type& impl) {
+      if (wait_op* op = impl.state.cancel())
+        ops.push(op);
+    });
     // `ops` destroys them as it goes out of scope, outside the lock: a handler's
     // destructor may destroy a waker (a coroutine frame that owns one, say), which
     // unlinks it here.
@@ -282,7 +264,8 @@ private:
       if (!!(type
              & (cancellation_type::terminal | cancellation_type::partial
                 | cancellation_type::total))
-          && is_live(service_, waker_id_) && impl_->waits_started == wait_)
+          && registry_type::is_live(&service_->live_, waker_id_)
+          && impl_->waits_started == wait_)
         service_->cancel(*impl_);
     }
 
@@ -293,48 +276,10 @@ private:
     std::uint64_t wait_;
   };
 
-  /// Whether waker `id` of `service` still exists; `service` may have been destroyed
-  /// already (a cancellation signal can outlive the execution context). Only the
-  /// consumer destroys a waker, and only the consumer asks, so a true answer stays true
-  /// while the caller acts on it.
-  static bool is_live(const waker_service* service, std::uint64_t id)
-  {
-    std::lock_guard<std::mutex> registry_lock(registry().mutex);
-    if (registry().services.count(service) == 0)
-      return false;
-    std::lock_guard<std::mutex> lock(service->mutex_);
-    return service->live_.count(id) != 0;
-  }
-
-  static net::detail::scheduler* find_scheduler(
-    [[maybe_unused]] net::execution_context& ctx)
-  {
-#if defined(ASIO_WAKER_DISABLE_SCHEDULER_HANDOFF)
-    return nullptr;
-#else
-    using net::detail::scheduler;
-    return net::has_service<scheduler>(ctx) ? &net::use_service<scheduler>(ctx) : nullptr;
-#endif
-  }
-
-  // The services alive in the process. Never destroyed: a cancellation signal may be
-  // emitted during static destruction. Touched only when an execution context's waker
-  // service is created or destroyed, and when a cancellation signal is emitted.
-  struct registry_type
-  {
-    std::mutex mutex;
-    std::unordered_set<const waker_service*> services;
-  };
-
-  static registry_type& registry()
-  {
-    static registry_type* const instance = new registry_type;
-    return *instance;
-  }
+  using registry_type = object_registry<implementation_type>;
 
   net::detail::scheduler* const scheduler_;
-  mutable std::mutex mutex_;
-  std::unordered_map<std::uint64_t, implementation_type*> live_;
+  registry_type live_;
 };
 
 } // namespace detail
