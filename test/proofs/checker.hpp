@@ -70,6 +70,26 @@
 //   to whoever receives it: memory-ordering mistakes (a relaxed RMW, a plain load instead
 //   of an RMW, a missing fence) are caught as violations, not only lost wake-ups.
 //
+// * Spin loops. A thread that calls spin_yield() (the harness routes
+//   std::this_thread::yield() there) is not scheduled again until another thread has
+//   taken a step: re-reading the same values cannot change anything, and without this a
+//   spin loop would be an infinite branch of the search. If only spinning threads can run,
+//   that is reported as a livelock.
+//
+// * Bounding. Without a bound every interleaving is explored. `max_preemptions` limits
+//   the switches away from a thread that could have continued (CHESS-style preemption
+//   bounding): the search is then exhaustive for every execution with at most that many
+//   preemptions, and the counts say under which bound they were obtained.
+//
+// * Traces are recorded only when a failure is replayed: exploration runs without
+//   building event strings; the failing execution is then re-run from its decision
+//   sequence with tracing on (the run is deterministic).
+//
+// * Hooks for a harness (reset before each execution): on_write/on_write_at (every
+//   write), on_access (every operation, with the values read and written), on_create and
+//   on_destroy (a location's life), each with the atomic object's address and a tag of
+//   its value type (checked_atomic<T>::type_tag()).
+//
 // * Data races on a location's initialisation: constructing a checked_atomic is a plain
 //   write. A thread that accesses the location without happening-after its construction
 //   (a block published through a relaxed pointer) is reported as a data race.
@@ -142,6 +162,11 @@ struct options
   int max_spurious = 1; // spurious compare_exchange_weak failures per execution
   std::uint64_t max_executions = 50'000'000; // safety bound (reported if hit)
   int max_steps = 400;                       // per execution: a livelock guard
+  /// Preemption bound (CHESS, loom's LOOM_MAX_PREEMPTIONS): at most this many switches
+  /// away from a thread that could have continued, per execution; -1: unbounded (every
+  /// interleaving). Switches away from a thread that finished, waits, or yields in a
+  /// spin loop are free.
+  int max_preemptions = -1;
 };
 
 struct result
@@ -259,6 +284,7 @@ public:
     int creator = setup_tid;
     std::uint32_t create_epoch = 0;
     formatter fmt = nullptr;
+    const void* type = nullptr;
   };
 
   /// A seq_cst fence: the sc floors it recorded, for the loads it happens-before.
@@ -289,7 +315,13 @@ public:
       {
         r.failed = true;
         r.message = message_;
+        // Replay the failing execution (the same decisions) with the trace on.
+        tracing_ = true;
+        run_one(factory);
+        tracing_ = false;
         r.trace = trace_str();
+        if (!failed_ || message_ != r.message)
+          r.trace += "  (the replay did not reproduce the failure: " + message_ + ")\n";
         return r;
       }
       // Backtrack: advance the deepest choice that has untried alternatives.
@@ -349,7 +381,25 @@ public:
 
   bool failed() const { return failed_; }
 
-  void event(std::string s) { trace_.push_back({cur_, std::move(s)}); }
+  void event(std::string s)
+  {
+    if (tracing_)
+      trace_.push_back({cur_, std::move(s)});
+  }
+
+  /// Whether events are recorded (only while a failure is replayed): build an event's
+  /// text only when this is true.
+  bool tracing() const { return tracing_; }
+
+  /// What std::this_thread::yield() does in a thread: not scheduled again until another
+  /// thread has taken a step (see the header comment).
+  void spin_yield()
+  {
+    if (!in_fiber())
+      return;
+    yielded_[static_cast<std::size_t>(cur_)] = true;
+    yield_point();
+  }
 
   /// A scheduling point (every atomic operation calls it first).
   void yield_point()
@@ -408,6 +458,17 @@ public:
   std::size_t location_count() const { return locs_.size(); }
   location& loc(int id) { return locs_[static_cast<std::size_t>(id)]; }
 
+  /// One operation on a location, for on_access.
+  struct access
+  {
+    const void* addr;
+    const void* type; // checked_atomic<T>::type_tag()
+    bool read;        // a load, an RMW, or a failed compare-exchange
+    std::uint64_t value_read;
+    bool wrote; // a store or a successful RMW
+    std::uint64_t value_written;
+  };
+
   /// Hooks, reset before each execution (the harness sets them in its factory).
   /// on_write: every successful write of any location (old -> new) by the current
   /// thread, after the write's acquire (if any) took effect; meant for a harness with
@@ -417,11 +478,15 @@ public:
   /// Names a location in the trace (by the atomic object's address); without it, and
   /// with more than one location, locations are named L0, L1, ...
   std::function<std::string(const void*)> location_label;
+  std::function<void(const access&)> on_access;
+  std::function<void(const void*, const void*)> on_create; // (address, type tag)
+  std::function<void(const void*, const void*)> on_destroy;
 
   // ---- the model (used by checked_atomic) --------------------------------------------
 
   /// A new location whose first write (the plain initialisation) is `init`.
-  int create_location(const void* addr, std::uint64_t init, formatter fmt)
+  int create_location(
+    const void* addr, std::uint64_t init, formatter fmt, const void* type = nullptr)
   {
     location& l = locs_.emplace_back();
     l.addr = addr;
@@ -430,8 +495,12 @@ public:
     l.creator = cur_ < 0 ? setup_tid : cur_;
     l.create_epoch = tick();
     l.mo.push_back({init, vclock{}, l.creator, l.create_epoch});
-    event("construct " + (locs_.size() == 1 ? std::string("word") : label(l)) + " = "
-          + value_name(l, init));
+    l.type = type;
+    if (tracing_)
+      event("construct " + (locs_.size() == 1 ? std::string("word") : label(l)) + " = "
+            + value_name(l, init));
+    if (on_create)
+      on_create(addr, type);
     return l.id;
   }
 
@@ -439,7 +508,10 @@ public:
   {
     location& l = loc(id);
     l.dead = true;
-    event("destroy " + (locs_.size() == 1 ? std::string("word") : label(l)));
+    if (tracing_)
+      event("destroy " + (locs_.size() == 1 ? std::string("word") : label(l)));
+    if (on_destroy)
+      on_destroy(l.addr, l.type);
   }
 
   std::uint64_t generation() const { return generation_; }
@@ -568,7 +640,8 @@ public:
       }
       fences_.push_back(std::move(f));
     }
-    event(std::string("fence(") + order_name(o) + ")");
+    if (tracing_)
+      event(std::string("fence(") + order_name(o) + ")");
   }
 
   std::string label(const location& l) const
@@ -670,6 +743,12 @@ private:
     on_write = nullptr;
     on_write_at = nullptr;
     location_label = nullptr;
+    on_access = nullptr;
+    on_create = nullptr;
+    on_destroy = nullptr;
+    yielded_.fill(false);
+    last_run_ = -1;
+    preemptions_ = 0;
   }
 
   void resume(int t)
@@ -730,24 +809,51 @@ private:
     {
       int runnable[max_threads];
       int k = 0;
+      int spinning = 0;
       bool any_alive = false;
+      bool last_runnable = false;
       for (int t = 0; t < n; ++t)
       {
         if (fibers_[t]->done)
           continue;
         any_alive = true;
-        if (!fibers_[t]->wait || fibers_[t]->wait())
-          runnable[k++] = t;
+        if (fibers_[t]->wait && !fibers_[t]->wait())
+          continue;
+        if (yielded_[static_cast<std::size_t>(t)])
+        {
+          ++spinning;
+          continue;
+        }
+        runnable[k++] = t;
+        if (t == last_run_)
+          last_runnable = true;
       }
       if (!any_alive)
         break;
       if (k == 0)
       {
         cur_ = setup_tid;
-        fail("deadlock: a thread waits for a completion that never comes (lost wake-up)");
+        fail(spinning ? "livelock: every thread that can run spins, waiting for one that "
+                        "cannot (or for another spinning thread)"
+                      : "deadlock: a thread waits for a completion that never comes (lost "
+                        "wake-up)");
         break;
       }
-      resume(runnable[choose(k)]);
+      int next;
+      if (last_runnable && opt_.max_preemptions >= 0
+          && preemptions_ >= opt_.max_preemptions)
+        next = last_run_; // the bound is reached: no more preemptions
+      else
+      {
+        next = runnable[choose(k)];
+        if (last_runnable && next != last_run_)
+          ++preemptions_;
+      }
+      for (int t = 0; t < n; ++t)
+        if (t != next)
+          yielded_[static_cast<std::size_t>(t)] = false;
+      last_run_ = next;
+      resume(next);
     }
     if (!failed_ && ex.final_check)
     {
@@ -797,6 +903,10 @@ private:
   std::array<vclock, clock_size> acq_pending_{}; // released to earlier relaxed reads
   std::array<vclock, clock_size> rel_fence_{};   // clock at the last release fence
   std::uint64_t generation_ = 0;
+  bool tracing_ = false;
+  std::array<bool, max_threads> yielded_{};
+  int last_run_ = -1;
+  int preemptions_ = 0;
   int spurious_ = 0;
   int steps_ = 0;
 };
@@ -832,7 +942,7 @@ public:
   {
     checker& c = *current_checker();
     gen_ = c.generation();
-    loc_ = c.create_location(this, bits(v), &format);
+    loc_ = c.create_location(this, bits(v), &format, type_tag());
   }
 
   checked_atomic(const checked_atomic&) = delete;
@@ -856,10 +966,12 @@ public:
     const std::size_t idx = c.pick_read(l, o);
     c.did_read(l, idx, o);
     const std::uint64_t v = l.mo[idx].val;
-    c.event(c.prefix(l) + "load(" + order_name(o) + ") -> " + format(v)
-            + (idx + 1 < l.mo.size() ? " (stale: mo#" + std::to_string(idx) + " of "
-                                         + std::to_string(l.mo.size()) + ")"
-                                     : ""));
+    if (c.tracing())
+      c.event(c.prefix(l) + "load(" + order_name(o) + ") -> " + format(v)
+              + (idx + 1 < l.mo.size() ? " (stale: mo#" + std::to_string(idx) + " of "
+                                           + std::to_string(l.mo.size()) + ")"
+                                       : ""));
+    accessed(c, true, v, false, 0);
     return value(v);
   }
 
@@ -871,9 +983,11 @@ public:
     auto& l = c.enter(loc_);
     const std::uint64_t old = l.mo.back().val;
     c.store(l, bits(v), o);
-    c.event(c.prefix(l) + "store(" + format(bits(v)) + ", " + order_name(o)
-            + ") [overwrites " + format(old) + "]");
+    if (c.tracing())
+      c.event(c.prefix(l) + "store(" + format(bits(v)) + ", " + order_name(o)
+              + ") [overwrites " + format(old) + "]");
     after_write(c, old, bits(v));
+    accessed(c, false, 0, true, bits(v));
   }
 
   T exchange(T v, std::memory_order o = std::memory_order_seq_cst) noexcept
@@ -881,9 +995,11 @@ public:
     checker& c = *current_checker();
     auto& l = c.enter(loc_);
     const std::uint64_t old = c.rmw(l, bits(v), o);
-    c.event(c.prefix(l) + "exchange(" + format(bits(v)) + ", " + order_name(o) + ") -> "
-            + format(old));
+    if (c.tracing())
+      c.event(c.prefix(l) + "exchange(" + format(bits(v)) + ", " + order_name(o) + ") -> "
+              + format(old));
     after_write(c, old, bits(v));
+    accessed(c, true, old, true, bits(v));
     return value(old);
   }
 
@@ -961,6 +1077,13 @@ public:
 
   static std::string name(T v) { return format(bits(v)); }
 
+  /// Identifies the value type in the checker's hooks.
+  static const void* type_tag() noexcept
+  {
+    static const char tag = 0;
+    return &tag;
+  }
+
 private:
   template <typename U>
   struct unsigned_of_t
@@ -1032,6 +1155,12 @@ private:
     return o;
   }
 
+  void accessed(checker& c, bool read, std::uint64_t r, bool wrote, std::uint64_t w) const
+  {
+    if (c.on_access)
+      c.on_access({this, type_tag(), read, r, wrote, w});
+  }
+
   void after_write(checker& c, std::uint64_t old, std::uint64_t v) const
   {
     if (c.on_write)
@@ -1047,14 +1176,18 @@ private:
     auto& l = c.enter(loc_);
     const std::uint64_t v = bits(op(value(l.mo.back().val), d));
     const std::uint64_t old = c.rmw(l, v, o);
-    std::string operand;
-    if constexpr (std::is_pointer_v<T>)
-      operand = std::to_string(d);
-    else
-      operand = format(bits(d));
-    c.event(c.prefix(l) + what + "(" + operand + ", " + order_name(o) + ") -> "
-            + format(old));
+    if (c.tracing())
+    {
+      std::string operand;
+      if constexpr (std::is_pointer_v<T>)
+        operand = std::to_string(d);
+      else
+        operand = format(bits(d));
+      c.event(c.prefix(l) + what + "(" + operand + ", " + order_name(o) + ") -> "
+              + format(old));
+    }
     after_write(c, old, v);
+    accessed(c, true, old, true, v);
     return value(old);
   }
 
@@ -1078,14 +1211,17 @@ private:
       weak && mo[last].val == exp && c.spurious() < c.opt_max_spurious();
     const int n = 1 + static_cast<int>(stale.size()) + (can_spurious ? 1 : 0);
     const int ch = c.choose(n);
-    const std::string what = c.prefix(l) + (weak ? "cas_weak(" : "cas_strong(")
-                             + format(exp) + " -> " + format(bits(desired)) + ", "
-                             + order_name(s) + "/" + order_name(f) + ")";
+    const std::string what = !c.tracing()
+                               ? std::string()
+                               : c.prefix(l) + (weak ? "cas_weak(" : "cas_strong(")
+                                   + format(exp) + " -> " + format(bits(desired)) + ", "
+                                   + order_name(s) + "/" + order_name(f) + ")";
     if (ch == 0 && mo[last].val == exp)
     {
       const std::uint64_t old = c.rmw(l, bits(desired), s);
       c.event(what + " succeeded");
       after_write(c, old, bits(desired));
+      accessed(c, true, old, true, bits(desired));
       return true;
     }
     std::size_t idx = last;
@@ -1095,8 +1231,10 @@ private:
       ++c.spurious();
     c.did_read(l, idx, f);
     expected = value(mo[idx].val);
-    c.event(what + " failed, read " + format(mo[idx].val)
-            + (idx != last ? " (stale)" : (ch != 0 ? " (spurious)" : "")));
+    if (c.tracing())
+      c.event(what + " failed, read " + format(mo[idx].val)
+              + (idx != last ? " (stale)" : (ch != 0 ? " (spurious)" : "")));
+    accessed(c, true, mo[idx].val, false, 0);
     return false;
   }
 
