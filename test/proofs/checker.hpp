@@ -73,7 +73,11 @@
 // * Spin loops. A thread that calls spin_yield() (the harness routes
 //   std::this_thread::yield() there) is not scheduled again until another thread has
 //   taken a step: re-reading the same values cannot change anything, and without this a
-//   spin loop would be an infinite branch of the search. If only spinning threads can run,
+//   spin loop would be an infinite branch of the search. When it runs again, the
+//   locations it read since its previous yield are read at their latest values (stores
+//   become visible in finite time, [atomics.order] p11; an older value is what it already
+//   read in the iteration before, so nothing is lost for a spin loop). If only spinning
+//   threads can run, one is resumed; if it yields again before any other thread moved,
 //   that is reported as a livelock.
 //
 // * Bounding. Without a bound every interleaving is explored. `max_preemptions` limits
@@ -167,6 +171,9 @@ struct options
   /// interleaving). Switches away from a thread that finished, waits, or yields in a
   /// spin loop are free.
   int max_preemptions = -1;
+  /// Weak mode: at most this many loads (or failed compare-exchanges) per execution read
+  /// an older value than the latest; -1: unbounded. Later ones read the latest.
+  int max_stale = -1;
 };
 
 struct result
@@ -342,6 +349,9 @@ public:
 
   int tid() const { return cur_; }
 
+  /// Whether the caller runs in one of the execution's threads (not setup or checks).
+  bool in_thread() const { return in_fiber(); }
+
   /// A nondeterministic choice among n alternatives (0 .. n-1), explored exhaustively.
   int choose(int n)
   {
@@ -397,7 +407,12 @@ public:
   {
     if (!in_fiber())
       return;
-    yielded_[static_cast<std::size_t>(cur_)] = true;
+    const auto me = static_cast<std::size_t>(cur_);
+    if (forced_[me])
+      fail("livelock: a thread spins in a yield loop and no other thread can make "
+           "progress");
+    yielded_[me] = true;
+    flush_[me] = true;
     yield_point();
   }
 
@@ -442,6 +457,9 @@ public:
   }
 
   memory_mode mode() const { return opt_.mode; }
+  /// Whether a load may still read an older value (max_stale).
+  bool stale_allowed() const { return opt_.max_stale < 0 || stale_ < opt_.max_stale; }
+  void count_stale() { ++stale_; }
   int opt_max_spurious() const { return opt_.max_spurious; }
   int& spurious() { return spurious_; }
 
@@ -561,10 +579,13 @@ public:
   std::size_t pick_read(const location& l, std::memory_order o)
   {
     std::size_t idx = l.mo.size() - 1;
-    if (mode() == memory_mode::weak)
+    if (mode() == memory_mode::weak && stale_allowed())
     {
       const std::size_t lb = lower_bound(l, is_sc(o));
-      idx -= static_cast<std::size_t>(choose(static_cast<int>(l.mo.size() - lb)));
+      const int ch = choose(static_cast<int>(l.mo.size() - lb));
+      idx -= static_cast<std::size_t>(ch);
+      if (ch > 0)
+        ++stale_;
     }
     return idx;
   }
@@ -581,6 +602,8 @@ public:
     l.last_access[me] = idx;
     if (mode() == memory_mode::weak)
     {
+      if (in_fiber())
+        spin_reads_[static_cast<std::size_t>(cur_)].push_back(l.id);
       l.reads.push_back({cur_, tick(), idx});
       if (is_sc(o) && idx > l.sc_floor)
         l.sc_floor = idx;
@@ -739,6 +762,7 @@ private:
     for (auto& c : rel_fence_)
       c = vclock{};
     spurious_ = 0;
+    stale_ = 0;
     steps_ = 0;
     on_write = nullptr;
     on_write_at = nullptr;
@@ -747,6 +771,10 @@ private:
     on_create = nullptr;
     on_destroy = nullptr;
     yielded_.fill(false);
+    forced_.fill(false);
+    flush_.fill(false);
+    for (auto& v : spin_reads_)
+      v.clear();
     last_run_ = -1;
     preemptions_ = 0;
   }
@@ -830,13 +858,23 @@ private:
       }
       if (!any_alive)
         break;
+      if (k == 0 && spinning > 0)
+      {
+        // Only spinning threads can run: they run (and livelock if they spin again).
+        for (int t = 0; t < n; ++t)
+          if (!fibers_[t]->done && yielded_[static_cast<std::size_t>(t)]
+              && (!fibers_[t]->wait || fibers_[t]->wait()))
+          {
+            forced_[static_cast<std::size_t>(t)] = true;
+            runnable[k++] = t;
+            if (t == last_run_)
+              last_runnable = true;
+          }
+      }
       if (k == 0)
       {
         cur_ = setup_tid;
-        fail(spinning ? "livelock: every thread that can run spins, waiting for one that "
-                        "cannot (or for another spinning thread)"
-                      : "deadlock: a thread waits for a completion that never comes (lost "
-                        "wake-up)");
+        fail("deadlock: a thread waits for a completion that never comes (lost wake-up)");
         break;
       }
       int next;
@@ -851,7 +889,17 @@ private:
       }
       for (int t = 0; t < n; ++t)
         if (t != next)
-          yielded_[static_cast<std::size_t>(t)] = false;
+          yielded_[static_cast<std::size_t>(t)] = forced_[static_cast<std::size_t>(t)] =
+            false;
+      yielded_[static_cast<std::size_t>(next)] = false;
+      if (flush_[static_cast<std::size_t>(next)])
+      {
+        // Back from a yield: what it spun on is read at its latest value.
+        flush_[static_cast<std::size_t>(next)] = false;
+        for (int id : spin_reads_[static_cast<std::size_t>(next)])
+          loc(id).seen[slot(next)] = loc(id).mo.size() - 1;
+        spin_reads_[static_cast<std::size_t>(next)].clear();
+      }
       last_run_ = next;
       resume(next);
     }
@@ -864,8 +912,12 @@ private:
       ex.final_check();
     }
     cur_ = -1;
-    // Abandoned fibers (after a failure) are never resumed: their locals are not
-    // destroyed (the harness keeps nothing there that must be).
+    // The execution's world dies with it (the bodies hold it), not when the next
+    // execution replaces the bodies. Abandoned fibers (after a failure) are never
+    // resumed: their locals are not destroyed (the harness keeps nothing there that
+    // must be).
+    for (int t = 0; t < n; ++t)
+      fibers_[t]->body = nullptr;
   }
 
   std::string trace_str() const
@@ -905,9 +957,14 @@ private:
   std::uint64_t generation_ = 0;
   bool tracing_ = false;
   std::array<bool, max_threads> yielded_{};
+  std::array<bool, max_threads> forced_{}; // resumed while only spinners could run
+  std::array<bool, max_threads> flush_{};  // yielded: refresh spin_reads_ on resume
+  std::array<std::vector<int>, max_threads> spin_reads_{}; // locations read since
+                                                            // the last yield
   int last_run_ = -1;
   int preemptions_ = 0;
   int spurious_ = 0;
+  int stale_ = 0;
   int steps_ = 0;
 };
 
@@ -1203,7 +1260,7 @@ private:
     // a weak CAS is chosen), or, in weak mode, fail by reading an older coherent write
     // whose value differs from `expected`.
     std::vector<std::size_t> stale;
-    if (c.mode() == memory_mode::weak)
+    if (c.mode() == memory_mode::weak && c.stale_allowed())
       for (std::size_t i = c.lower_bound(l, is_sc(f)); i < last; ++i)
         if (mo[i].val != exp)
           stale.push_back(i);
@@ -1226,7 +1283,10 @@ private:
     }
     std::size_t idx = last;
     if (ch >= 1 && ch <= static_cast<int>(stale.size()))
+    {
       idx = stale[static_cast<std::size_t>(ch - 1)];
+      c.count_stale();
+    }
     else if (ch != 0)
       ++c.spurious();
     c.did_read(l, idx, f);
