@@ -7,11 +7,12 @@
 // std::thread (not running Asio) reads stdin and broadcasts each line it reads as
 // "[server] <line>".
 //
-// Each session has an outbox (a mutex-protected queue) and an atomic_waker. Anyone,
-// on any thread, delivers by pushing to the outbox and waking; the session's writer
-// coroutine empties the outbox and waits on the waker when there is nothing left.
-// (The usual single-threaded idiom is a steady_timer that is cancelled to wake the
-// writer; it cannot be touched from the stdin thread.)
+// Each session's outbox is an asio_waker channel. Anyone, on any thread, delivers by
+// sending a line to the outbox; the session's writer coroutine receives every line
+// queued so far in one go (async_receive_many), writes them with one async_write, and
+// waits in the receive when there is nothing left: no lock around the outbox, no lost
+// wake-up. (The usual single-threaded idiom is a deque and a steady_timer that is
+// cancelled to wake the writer; neither can be touched from the stdin thread.)
 //
 // usage: chat_server [--port P] [--write-timeout-ms MS]
 //
@@ -22,9 +23,10 @@
 // SIGINT or SIGTERM stops the server, and exit status is 0.
 //
 
-#include <asio_waker.hpp>
+#include <asio_waker/channel.hpp>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -65,7 +67,8 @@ public:
 
 using chat_participant_ptr = std::shared_ptr<chat_participant>;
 
-// Used by the I/O thread and the stdin thread, hence the mutex.
+// Used by the I/O thread and the stdin thread, hence the mutex (it guards the set and the
+// history; the sessions' outboxes need none).
 class chat_room
 {
 public:
@@ -112,8 +115,8 @@ class chat_session : public chat_participant,
 {
 public:
   chat_session(tcp::socket socket, chat_room& room, std::chrono::milliseconds write_timeout)
-    : socket_(std::move(socket)), waker_(socket_.get_executor()), room_(room),
-      write_timeout_(write_timeout)
+    : chat_session(asio_waker::make_channel<std::string>(socket.get_executor()),
+      std::move(socket), room, write_timeout)
   {}
 
   awaitable<void> run()
@@ -127,7 +130,7 @@ public:
     room_.join(m.self);
 
     // Whichever finishes first cancels the other; for the writer, that cancels
-    // its pending waker wait.
+    // its pending receive.
     co_await (reader() || writer());
 
     if (!last_words_.empty())
@@ -136,17 +139,26 @@ public:
 
   void deliver(const std::string& msg) override
   {
-    {
-      std::lock_guard lock(mutex_);
-      if (outbox_.size() < max_outbox)
-        outbox_.push_back(msg);
-      else
-        overflow_ = true;
-    }
-    waker_.wake(); // never blocks, whatever the writer is doing
+    // send() never blocks, whatever the writer is doing. Past max_outbox queued lines
+    // this client does not keep up with the room: instead of the line, the outbox
+    // gets one empty string (never a chat line, which ends with '\n'), and the writer
+    // gives up when it gets there.
+    if (queued_.fetch_add(1, std::memory_order_relaxed) < max_outbox)
+      outbox_tx_.send(msg);
+    else if (!lagging_.exchange(true, std::memory_order_relaxed))
+      outbox_tx_.send(std::string());
   }
 
 private:
+  using channel =
+    std::pair<asio_waker::sender<std::string>, asio_waker::receiver<std::string>>;
+
+  chat_session(channel outbox, tcp::socket socket, chat_room& room,
+    std::chrono::milliseconds write_timeout)
+    : socket_(std::move(socket)), outbox_tx_(std::move(outbox.first)),
+      outbox_rx_(std::move(outbox.second)), room_(room), write_timeout_(write_timeout)
+  {}
+
   awaitable<void> reader()
   {
     std::string input;
@@ -176,34 +188,29 @@ private:
 
   awaitable<void> writer()
   {
-    std::deque<std::string> batch;
+    std::vector<std::string> batch;
     std::vector<asio::const_buffer> buffers;
     for (;;)
     {
-      bool overflow;
-      {
-        std::lock_guard lock(mutex_);
-        batch.swap(outbox_);
-        overflow = overflow_;
-      }
-      if (overflow) // this client does not keep up with the room
+      // Every line queued so far, or, with the outbox empty, the next one sent.
+      batch.clear();
+      auto [ec, n] =
+        co_await outbox_rx_.async_receive_many(batch, max_outbox, use_nothrow_awaitable);
+      if (ec) // cancelled: the session is ending
         co_return;
-      if (batch.empty())
-      {
-        // Empty outbox: wait for the next deliver(). A wake that came after the
-        // swap above left a permit, so this wait cannot miss it.
-        co_await waker_.async_wait(use_awaitable);
-        continue;
-      }
+      queued_.fetch_sub(n, std::memory_order_relaxed);
 
       buffers.clear();
       for (auto& msg : batch)
+      {
+        if (msg.empty()) // from deliver(): this client does not keep up with the room
+          co_return;
         buffers.push_back(asio::buffer(msg));
+      }
       auto result = co_await (asio::async_write(socket_, buffers, use_nothrow_awaitable)
                               || timeout(write_timeout_));
       if (result.index() == 1 || std::get<0>(std::get<0>(result)))
         co_return;
-      batch.clear();
     }
   }
 
@@ -226,14 +233,13 @@ private:
   }
 
   tcp::socket socket_;
-  asio_waker::atomic_waker waker_;
+  asio_waker::sender<std::string> outbox_tx_;   // deliver(), any thread
+  asio_waker::receiver<std::string> outbox_rx_; // writer()
+  std::atomic<std::size_t> queued_{0};          // lines sent and not yet received
+  std::atomic<bool> lagging_{false};
   chat_room& room_;
   std::chrono::milliseconds write_timeout_;
   std::string last_words_;
-
-  std::mutex mutex_; // guards the two below
-  std::deque<std::string> outbox_;
-  bool overflow_ = false;
 };
 
 //------------------------------------------------------------------------------

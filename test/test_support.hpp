@@ -166,10 +166,54 @@ inline auto record(outcome& o)
   };
 }
 
-/// Runs `ctx` for settle_time and checks that the wait recorded by `o` is still
-/// pending: its handler has not run, and the context still has work (a pending wait is
-/// outstanding work). A failure names the caller's line.
-inline void expect_still_pending(asio::io_context& ctx, const outcome& o,
+/// What a channel receive's callback handler saw (async_receive: void(error_code, T)).
+template <typename T>
+struct value_outcome
+{
+  int calls = 0;
+  error_code ec;
+  T value{};
+};
+
+/// A callback handler for async_receive recording into a value_outcome.
+template <typename T>
+auto record(value_outcome<T>& o)
+{
+  return [&o](error_code ec, T v) {
+    ++o.calls;
+    o.ec = ec;
+    o.value = std::move(v);
+  };
+}
+
+/// What an async_receive_many callback handler saw (void(error_code, std::size_t)), and
+/// how many values its container held when the handler ran.
+struct batch_outcome
+{
+  int calls = 0;
+  error_code ec;
+  std::size_t count = 0;
+  std::size_t size_seen = 0;
+};
+
+/// A callback handler for async_receive_many(out, ...) recording into a batch_outcome.
+template <typename Container>
+auto record(batch_outcome& o, const Container& out)
+{
+  return [&o, &out](error_code ec, std::size_t n) {
+    ++o.calls;
+    o.ec = ec;
+    o.count = n;
+    o.size_seen = out.size();
+  };
+}
+
+/// Runs `ctx` for settle_time and checks that the wait recorded by `o` (an outcome,
+/// value_outcome or batch_outcome) is still pending: its handler has not run, and the
+/// context still has work (a pending wait is outstanding work). A failure names the
+/// caller's line.
+template <typename Outcome>
+void expect_still_pending(asio::io_context& ctx, const Outcome& o,
   int line = __builtin_LINE(), const char* file = __builtin_FILE())
 {
   ctx.restart();

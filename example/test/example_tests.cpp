@@ -17,6 +17,8 @@
 #include <chrono>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -696,6 +698,162 @@ BOOST_AUTO_TEST_CASE(client_that_never_reads)
   talker.send("done\n");
   BOOST_CHECK_EQUAL(talker.read_line(), "done\n");
   s.stop();
+}
+
+BOOST_AUTO_TEST_CASE(client_that_falls_behind)
+{
+  // Writes time out after a minute: only the outbox limit (1024 lines) can drop the
+  // slow client. It stops reading while the room goes on (10 MB, more than the kernel
+  // buffers), so that lines pile up in its outbox; when it reads again, it gets whole
+  // lines, in order, fewer than were sent, and then the server closes the connection.
+  server s("chat_server", {"--write-timeout-ms", "60000"});
+  client slow(s.port, 4096);
+  client talker(s.port);
+
+  const std::string line = std::string(500, 's') + "\n";
+  std::string batch;
+  for (int i = 0; i < 100; ++i)
+    batch += line;
+  const std::size_t lines = 20000;
+  for (std::size_t i = 0; i < lines / 100; ++i)
+  {
+    talker.send(batch);
+    for (int j = 0; j < 100; ++j)
+      BOOST_REQUIRE_EQUAL(talker.read_line(), line);
+  }
+
+  std::string got = slow.read_until_closed(lines * line.size());
+  BOOST_TEST_MESSAGE(
+    "the slow client got " << got.size() / line.size() << " lines of " << lines);
+  BOOST_CHECK_EQUAL(got.size() % line.size(), 0u);
+  for (std::size_t i = 0; i + line.size() <= got.size(); i += line.size())
+    BOOST_REQUIRE_EQUAL(got.compare(i, line.size(), line), 0);
+  BOOST_CHECK_GT(got.size(), 0u);
+  BOOST_CHECK_LT(got.size(), lines * line.size());
+
+  talker.send("done\n");
+  BOOST_CHECK_EQUAL(talker.read_line(), "done\n");
+  s.stop();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+//------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(stream_results)
+
+namespace {
+
+unsigned collatz_steps(std::uint64_t n)
+{
+  unsigned steps = 0;
+  for (; n != 1; ++steps)
+    n = n % 2 == 0 ? n / 2 : 3 * n + 1;
+  return steps;
+}
+
+// stream_results' output: one line per result, checked as it is parsed, then the last line.
+struct stream_output
+{
+  std::map<std::uint64_t, unsigned> worker_of; // job -> the worker that computed it
+  std::string last_line;
+
+  stream_output(const std::string& text, unsigned workers)
+  {
+    std::map<unsigned, std::uint64_t> previous; // worker -> its previous job
+    std::size_t begin = 0;
+    for (std::size_t end; (end = text.find('\n', begin)) != std::string::npos;
+         begin = end + 1)
+    {
+      std::string line = text.substr(begin, end - begin);
+      unsigned long long job = 0;
+      unsigned steps = 0, worker = 0;
+      int length = -1;
+      if (std::sscanf(
+            line.c_str(), "steps(%llu) = %u, worker %u%n", &job, &steps, &worker, &length)
+            != 3
+          || length != static_cast<int>(line.size()))
+      {
+        BOOST_REQUIRE_MESSAGE(last_line.empty(), "a line after the last one: " << line);
+        last_line = line;
+        continue;
+      }
+      BOOST_REQUIRE_MESSAGE(last_line.empty(), "a result after the last line: " << line);
+      BOOST_REQUIRE_EQUAL(steps, collatz_steps(job));
+      BOOST_REQUIRE_EQUAL(worker, (job - 1) % workers); // round robin
+      BOOST_REQUIRE_MESSAGE(worker_of.emplace(job, worker).second, "twice: " << line);
+      // One worker's results arrive in the order it sent them.
+      BOOST_REQUIRE_MESSAGE(previous[worker] < job, "out of order: " << line);
+      previous[worker] = job;
+    }
+    BOOST_REQUIRE_EQUAL(begin, text.size()); // ends with a complete line
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_result_exactly_once_then_eof)
+{
+  for (unsigned workers : {1, 3, 8})
+  {
+    BOOST_TEST_CONTEXT("workers " << workers)
+    {
+      const std::uint64_t jobs = 5000;
+      child p({binary("stream_results"), "--workers", std::to_string(workers), "--jobs",
+        std::to_string(jobs)});
+      stream_output out(p.read_all(), workers);
+      BOOST_CHECK_EQUAL(p.wait(), 0);
+      BOOST_CHECK_EQUAL(out.worker_of.size(), jobs);
+      BOOST_CHECK_EQUAL(out.worker_of.begin()->first, 1u);
+      BOOST_CHECK_EQUAL(out.worker_of.rbegin()->first, jobs);
+
+      // "eof: 5000 results in B batches", 1 <= B <= 5000: they came in batches.
+      unsigned long long results = 0, batches = 0;
+      int length = -1;
+      BOOST_CHECK_EQUAL(
+        std::sscanf(out.last_line.c_str(), "eof: %llu results in %llu batches%n", &results,
+          &batches, &length),
+        2);
+      BOOST_CHECK_EQUAL(length, static_cast<int>(out.last_line.size()));
+      BOOST_CHECK_EQUAL(results, jobs);
+      BOOST_CHECK(batches >= 1 && batches <= jobs);
+      BOOST_TEST_MESSAGE(workers << " workers: " << out.last_line);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(no_jobs)
+{
+  child p({binary("stream_results"), "--jobs", "0"});
+  BOOST_CHECK_EQUAL(p.read_all(), "eof: 0 results in 0 batches\n");
+  BOOST_CHECK_EQUAL(p.wait(), 0);
+}
+
+BOOST_AUTO_TEST_CASE(consumer_stops_early)
+{
+  // Ten billion jobs would take hours: the workers must stop when the receiver is gone.
+  child p(
+    {binary("stream_results"), "--workers", "2", "--jobs", "10000000000", "--take", "100"});
+  stream_output out(p.read_all(), 2);
+  BOOST_CHECK_EQUAL(p.wait(), 0);
+  BOOST_CHECK_EQUAL(out.worker_of.size(), 100u);
+  BOOST_CHECK_EQUAL(out.last_line, "took 100 results, stopped");
+}
+
+BOOST_AUTO_TEST_CASE(bad_arguments)
+{
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{{"--jobs"},
+         {"--jobs", "x"}, {"--jobs", ""}, {"--jobs", "12x"}, {"--workers", "0"},
+         {"--workers", "100000"}, {"--take", "1", "--bogus", "1"}, {"extra"}})
+  {
+    BOOST_TEST_CONTEXT(args.size() << " arguments, the first: " << args[0])
+    {
+      args.insert(args.begin(), binary("stream_results"));
+      child p(args);
+      BOOST_CHECK_EQUAL(p.read_all(), ""); // the usage goes to stderr
+      BOOST_CHECK_EQUAL(p.wait(), 2);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

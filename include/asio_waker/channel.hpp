@@ -295,7 +295,8 @@ public:
    * @li with success and the value at the head of the stream, as soon as there is one;
    * @li with net::error::eof once the channel is closed and every value taken;
    * @li with net::error::operation_aborted when it is cancelled (cancel(), its
-   * cancellation slot), replaced by a newer receive, or the receiver is destroyed.
+   * cancellation slot), replaced by a newer receive (also one already handed over: a
+   * replaced receive never takes a value), or the receiver is destroyed.
    *
    * If the execution context shuts down first, the handler is destroyed without being
    * invoked. The value is taken when the handler is about to run, on its associated
@@ -341,8 +342,14 @@ public:
    * is about to run and appended with `out.push_back(std::move(value))`. Nothing is
    * appended on error. `out` must stay valid until the handler runs.
    *
-   * If push_back throws, the value that failed stays queued, the values appended stay
-   * in `out`, and the exception propagates from the completion, as from a handler.
+   * If push_back throws, the value that failed stays queued. If values were appended
+   * before it, the receive completes with them (the exception is dropped; the next
+   * receive meets the failing value first); otherwise the exception propagates from the
+   * completion, as from a handler, and the handler is not invoked.
+   *
+   * A receive that a send handed over but that then finds nothing (try_receive() took
+   * the value meanwhile) waits again; the operation it then allocates comes from the
+   * same allocator, and if that throws, the exception propagates from the completion.
    *
    * @par Completion Signature
    * @code void(error_code, std::size_t) @endcode
@@ -392,8 +399,10 @@ public:
 
   /// Completes the pending receive with net::error::operation_aborted.
   /**
-   * @returns 1 if a receive was cancelled, 0 if none was pending (or a send has already
-   * handed it over: it then completes normally).
+   * @returns 1 if a receive was waiting and is now cancelled; 0 if none was pending, or
+   * if a send has already handed it over: it then still takes a value if one is there
+   * when its handler is about to run, and otherwise completes with
+   * net::error::operation_aborted instead of waiting again.
    */
   std::size_t cancel() noexcept { return service_->cancel(*state_); }
 

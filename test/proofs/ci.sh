@@ -3,7 +3,8 @@
 #   1. the exhaustive interleaving checker: its litmus self-test, then the real
 #      basic_waker_state driven by the real waker_service moves (both hand-offs; SC and
 #      weak memory)
-#   2. spin on test/proofs/waker.pml (safety + liveness per scenario, mutants must fail)
+#   2. spin on test/proofs/waker.pml and channel.pml (safety + liveness per scenario,
+#      mutants must fail)
 #   3. the TSan stress (1, 2, 4, 8 producers)
 #   4. the libFuzzer target for a bounded time
 #   5. the fault-injection tests (plain and TSan builds)
@@ -108,6 +109,34 @@ else
     ) && caught=$((caught + 1)) || fail "spin did not catch mutant $m"
   done
   figures+=("spin mutants caught: $caught of 2")
+
+  # The channel's handshake (test/proofs/channel.pml): 5 scenarios, safety + liveness.
+  for s in 1 2 3 4 5; do
+    (
+      cd "$SPIN_DIR" && rm -f pan pan.* _spin_nvr.tmp
+      spin -DSCENARIO=$s -a "$ROOT/$SRC/channel.pml" >spin.log 2>&1 || { cat spin.log; exit 1; }
+      cc -O2 -DNOCLAIM -o pan_safety pan.c 2>/dev/null && cc -O2 -o pan_live pan.c 2>/dev/null || exit 1
+      ./pan_safety -m200000 >channel_safety.$s.txt 2>&1
+      ./pan_live -a -f -m200000 >channel_live.$s.txt 2>&1
+      grep -q 'errors: 0' channel_safety.$s.txt && grep -q 'errors: 0' channel_live.$s.txt || {
+        cat channel_safety.$s.txt channel_live.$s.txt; exit 1; }
+    ) || { fail "spin channel scenario $s"; continue; }
+    st=$(grep -oE '^ *[0-9]+ states, stored' "$SPIN_DIR/channel_safety.$s.txt" | grep -oE '[0-9]+' | head -1)
+    lst=$(grep -oE '^ *[0-9]+ states, stored' "$SPIN_DIR/channel_live.$s.txt" | grep -oE '[0-9]+' | head -1)
+    line="spin channel scenario $s: safety $st states stored; liveness (weak fairness) $lst states: OK"
+    echo "$line"; figures+=("$line")
+  done
+  # mutant:scenario pairs (see channel.pml)
+  caught=0
+  for ms in 1:5 2:5 3:4 4:1; do
+    (
+      cd "$SPIN_DIR" && rm -f pan pan.*
+      spin -DSCENARIO=${ms#*:} -DMUTANT=${ms%:*} -a "$ROOT/$SRC/channel.pml" >/dev/null 2>&1
+      cc -O2 -DNOCLAIM -o pan_m pan.c 2>/dev/null && ./pan_m -m200000 >channel_mutant.${ms%:*}.txt 2>&1
+      grep -q 'errors: 0' channel_mutant.${ms%:*}.txt && exit 1 || exit 0
+    ) && caught=$((caught + 1)) || fail "spin did not catch channel mutant ${ms%:*}"
+  done
+  figures+=("spin channel mutants caught: $caught of 4")
 fi
 
 # ---- 3. TSan stress ---------------------------------------------------------------------

@@ -10,9 +10,9 @@
 // Slot `i` of the stream is slot `i % N` of the block whose `start` is `i - i % N`. Blocks
 // are linked in order of `start`, with no gaps.
 //
-//     free_head_ ... head_block_ ............ tail_block_ ... (spare blocks) -> null
-//     (consumer: consumed blocks not yet     (producers: a hint where to start looking
-//      reusable, then the one it reads)        for the block of a claimed index)
+//     free_head_ ... head_block_ ...... tail_block_ ... newest_ ... (spares) -> null
+//     (consumer: consumed blocks not yet  (producers: never past an unwritten slot;
+//      reusable, then the one it reads)    newest_: the newest block a producer found)
 //
 // ## The words
 //
@@ -64,14 +64,24 @@
 //
 // ## Block lifetime
 //
-// Producers find their block starting at tail_block_, which is advanced only past a
-// block whose every slot is published (so a producer's block is never behind it). The
-// producer that advances it past block B then reads tail_ with fetch_add(0) and records
-// that value in B (`observed_tail`) before marking B released: every producer that may
-// still walk through B claimed an index below it, and publishes only after its walk. The
-// consumer reuses B only when B is released and head_ has passed observed_tail. Reused
-// blocks are appended again at the end of the list (within a few hops of tail_block_,
-// else freed), so a stream whose producers and receiver keep pace allocates nothing.
+// Producers find their block by walking forward from newest_ (the newest block any
+// producer found), or from tail_block_ when newest_ is already past theirs. tail_block_
+// moves only past a block whose every slot is written, so it is never past a block
+// that a producer still has to find. (Walking from tail_block_ alone, as tokio does,
+// makes every send walk the whole list while one preempted producer holds it back.)
+// The producer that moves tail_block_ past block B also moves newest_ and last_ if they
+// were B, then
+// reads tail_ with fetch_add(0) and records that value in B (`observed_tail`) before
+// marking B released: every producer that may still walk through B claimed an index
+// below it (one that claimed later synchronizes with that fetch_add, so it sees both
+// pointers moved), and publishes only after its walk. The consumer reuses B only when B
+// is released and head_ has passed observed_tail. Reused blocks are appended again at
+// the end of the list (found from last_, which the same producer moves with newest_),
+// as long as the unused blocks there do not cover the largest backlog seen (and 64 KiB,
+// at least 4 blocks), else freed; so a stream allocates nothing once it has seen its
+// largest backlog, and the channel's memory is that of its busiest moment (freed with
+// the channel), as a vector keeps its capacity. tail_block_ is moved by the
+// producer that claims the first slot of a block, as far as that block.
 //
 // ## Allocation
 //
@@ -90,12 +100,19 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
-#include <memory>
 #include <new>
 #include <thread>
 #include <type_traits>
 #include <utility>
+
+// Keeps the slow paths out of the send and receive fast paths' frames.
+#if defined(__GNUC__)
+#define ASIO_WAKER_SLOW_PATH __attribute__((noinline, cold))
+#else
+#define ASIO_WAKER_SLOW_PATH
+#endif
 
 namespace asio_waker {
 namespace detail {
@@ -124,6 +141,8 @@ public:
   {
     block* first = new block(0);
     tail_block_.store(first, std::memory_order_relaxed);
+    newest_.store(first, std::memory_order_relaxed);
+    last_.store(first, std::memory_order_relaxed);
     head_block_ = free_head_ = first;
   }
 
@@ -151,34 +170,42 @@ public:
   template <typename... Args>
   bool emplace(Args&&... args)
   {
-    std::unique_ptr<block> spare;
+    block* spare = nullptr;
     const std::uint64_t seen = tail_.load(std::memory_order_relaxed);
     if (seen & closed_bit)
       return false;
     if ((seen >> 1) + BlockSize / 2 >= linked_end_.load(std::memory_order_relaxed))
-      spare.reset(new block(0)); // may throw: nothing claimed yet
+      [[unlikely]]
+      spare = new block(0); // may throw: nothing claimed yet
 
     const std::uint64_t claimed = tail_.fetch_add(2, std::memory_order_acquire);
-    if (claimed & closed_bit)
-      return false;
-    const std::uint64_t index = claimed >> 1;
-    block* b = find_block(index, spare);
-    if (spare)
-      append(b, spare.release());
-
-    slot& s = b->slots[index % BlockSize];
-    struct skip_on_unwind
+    if (claimed & closed_bit) [[unlikely]]
     {
-      slot& s;
-      bool constructed = false;
-      ~skip_on_unwind()
+      delete spare;
+      return false;
+    }
+    const std::uint64_t index = claimed >> 1;
+    slot& s = find_block(index, spare)->slots[index % BlockSize];
+    if (spare) [[unlikely]]
+      append(spare);
+
+    if constexpr (std::is_nothrow_constructible_v<T, Args&&...>)
+      ::new (static_cast<void*>(s.storage)) T(std::forward<Args>(args)...);
+    else
+    {
+      struct skip_on_unwind
       {
-        if (!constructed)
-          s.state.store(skipped, std::memory_order_seq_cst);
-      }
-    } guard{s};
-    ::new (static_cast<void*>(s.storage)) T(std::forward<Args>(args)...);
-    guard.constructed = true;
+        slot& s;
+        bool constructed = false;
+        ~skip_on_unwind()
+        {
+          if (!constructed)
+            s.state.store(skipped, std::memory_order_seq_cst);
+        }
+      } guard{s};
+      ::new (static_cast<void*>(s.storage)) T(std::forward<Args>(args)...);
+      guard.constructed = true;
+    }
     s.state.store(ready, std::memory_order_seq_cst); // W1 of the handshake
     return true;
   }
@@ -205,23 +232,10 @@ public:
   /// after parking (R2 of the handshake).
   head_status peek(std::memory_order order = std::memory_order_acquire) noexcept
   {
-    for (;;)
-    {
-      if (head_ - head_block_->start == BlockSize)
-      {
-        block* next = head_block_->next.load(order);
-        if (!next)
-          return end_status(order);
-        head_block_ = next;
-        reclaim();
-      }
-      const std::uint32_t state = head_block_->slots[head_ % BlockSize].state.load(order);
-      if (state == ready)
-        return head_status::value;
-      if (state != skipped)
-        return end_status(order);
-      ++head_;
-    }
+    if (head_ != head_end_
+        && head_block_->slots[head_ % BlockSize].state.load(order) == ready) [[likely]]
+      return head_status::value;
+    return peek_slow(order);
   }
 
   /// The value at the head. Only after peek() returned head_status::value.
@@ -261,6 +275,30 @@ private:
     slot slots[BlockSize];
   };
 
+  /// peek() beyond its fast path: the next block, skipped slots, the end.
+  ASIO_WAKER_SLOW_PATH
+  head_status peek_slow(std::memory_order order) noexcept
+  {
+    for (;;)
+    {
+      if (head_ == head_end_)
+      {
+        block* next = head_block_->next.load(order);
+        if (!next)
+          return end_status(order);
+        head_block_ = next;
+        head_end_ = next->start + BlockSize;
+        reclaim();
+      }
+      const std::uint32_t state = head_block_->slots[head_ % BlockSize].state.load(order);
+      if (state == ready)
+        return head_status::value;
+      if (state != skipped)
+        return end_status(order);
+      ++head_;
+    }
+  }
+
   head_status end_status(std::memory_order order) const noexcept
   {
     if (close_index_.load(order) == head_)
@@ -268,43 +306,57 @@ private:
     return (tail_.load(order) >> 1) > head_ ? head_status::busy : head_status::empty;
   }
 
-  /// The block holding `index`, linking blocks (the spare first) as needed.
-  block* find_block(std::uint64_t index, std::unique_ptr<block>& spare)
+  /// The block holding `index`, linking blocks (`spare` first) as needed; sets `spare`
+  /// to null if it was linked.
+  block* find_block(std::uint64_t index, block*& spare)
   {
     const std::uint64_t start = index - index % BlockSize;
-    block* b = tail_block_.load(std::memory_order_acquire);
+    block* b = newest_.load(std::memory_order_acquire);
+    if (b->start != start) [[unlikely]]
+      b = walk_to(start, b, spare);
+    if (index % BlockSize == 0)
+      advance_tail_block(b);
+    return b;
+  }
+
+  /// newest_ is usually our block or the one before. If later claims moved it past
+  /// ours, tail_block_ cannot be past ours: it never passes an unwritten slot.
+  ASIO_WAKER_SLOW_PATH
+  block* walk_to(std::uint64_t start, block* b, block*& spare)
+  {
+    if (b->start > start)
+      b = tail_block_.load(std::memory_order_acquire);
     while (b->start != start)
     {
       block* next = b->next.load(std::memory_order_acquire);
-      if (!next)
-        next = link_after(b, spare);
-      try_advance_tail_block(b, next);
-      b = next;
+      b = next ? next : link_after(b, spare);
     }
+    raise(newest_, b);
     return b;
   }
 
   /// Links a block after `b`, the last block as far as the caller saw. Returns b's
   /// successor, whoever linked it.
-  block* link_after(block* b, std::unique_ptr<block>& spare) noexcept
+  block* link_after(block* b, block*& spare) noexcept
   {
-    block* fresh = spare ? spare.release() : new_block_after_claim();
+    block* fresh = spare ? std::exchange(spare, nullptr) : new_block_after_claim();
     fresh->start = b->start + BlockSize;
     block* expected = nullptr;
     if (b->next.compare_exchange_strong(
           expected, fresh, std::memory_order_seq_cst, std::memory_order_acquire))
     {
-      raise_linked_end(fresh->start + BlockSize);
+      linked(fresh);
       return fresh;
     }
-    append(expected, fresh); // another producer won: keep ours further down
+    append(fresh); // another producer won: keep ours further down
     return expected;
   }
 
-  /// Appends `fresh` at the end of the list, starting from `b` (alive while the caller
-  /// has an unpublished claim at or before it).
-  void append(block* b, block* fresh) noexcept
+  /// Appends `fresh` at the end of the list, found from last_.
+  ASIO_WAKER_SLOW_PATH
+  void append(block* fresh) noexcept
   {
+    block* b = last_.load(std::memory_order_acquire);
     for (;;)
     {
       fresh->start = b->start + BlockSize;
@@ -312,12 +364,26 @@ private:
       if (b->next.compare_exchange_strong(
             expected, fresh, std::memory_order_seq_cst, std::memory_order_acquire))
       {
-        raise_linked_end(fresh->start + BlockSize);
+        linked(fresh);
         return;
       }
       b = expected;
     }
   }
+
+  /// Book-keeping after `b` was linked at the end.
+  void linked(block* b) noexcept
+  {
+    raise(last_, b);
+    const std::uint64_t end = b->start + BlockSize;
+    std::uint64_t cur = linked_end_.load(std::memory_order_relaxed);
+    while (cur < end
+           && !linked_end_.compare_exchange_weak(
+             cur, end, std::memory_order_relaxed, std::memory_order_relaxed))
+    {}
+  }
+
+  ASIO_WAKER_SLOW_PATH static block* new_spare() { return new block(0); }
 
   static block* new_block_after_claim() noexcept
   {
@@ -329,31 +395,48 @@ private:
     }
   }
 
-  /// Moves tail_block_ from `b` to `next` if every slot of `b` is published, and
-  /// releases `b` to the consumer.
-  void try_advance_tail_block(block* b, block* next) noexcept
+  /// Moves `hint` forward to `b` unless it is already there or further.
+  static void raise(Atomic<block*>& hint, block* b) noexcept
   {
-    for (std::size_t k = 0; k < BlockSize; ++k)
-      if (b->slots[k].state.load(std::memory_order_acquire) == empty_slot)
-        return;
-    block* expected = b;
-    if (!tail_block_.compare_exchange_strong(
-          expected, next, std::memory_order_release, std::memory_order_relaxed))
-      return;
-    b->observed_tail = tail_.fetch_add(0, std::memory_order_acq_rel) >> 1;
-    b->released.store(1, std::memory_order_release);
-  }
-
-  void raise_linked_end(std::uint64_t end) noexcept
-  {
-    std::uint64_t cur = linked_end_.load(std::memory_order_relaxed);
-    while (cur < end
-           && !linked_end_.compare_exchange_weak(
-             cur, end, std::memory_order_relaxed, std::memory_order_relaxed))
+    block* cur = hint.load(std::memory_order_acquire);
+    while (cur->start < b->start
+           && !hint.compare_exchange_weak(
+             cur, b, std::memory_order_release, std::memory_order_acquire))
     {}
   }
 
+  /// Moves tail_block_ forward, up to `mine` (the caller's block, unpublished), past
+  /// every block whose slots are all written, releasing each to the consumer.
+  ASIO_WAKER_SLOW_PATH
+  void advance_tail_block(block* mine) noexcept
+  {
+    for (;;)
+    {
+      block* t = tail_block_.load(std::memory_order_acquire);
+      if (t->start >= mine->start)
+        return;
+      for (std::size_t k = 0; k < BlockSize; ++k)
+        if (t->slots[k].state.load(std::memory_order_acquire) == empty_slot)
+          return;
+      block* next = t->next.load(std::memory_order_acquire); // not null: mine follows
+      if (!tail_block_.compare_exchange_strong(
+            t, next, std::memory_order_release, std::memory_order_relaxed))
+        continue;
+      // Keep newest_ and last_ at or after tail_block_, before tail_ is read: a
+      // producer that claims after that read sees these moves.
+      for (Atomic<block*>* hint : {&newest_, &last_})
+      {
+        block* expected = t;
+        hint->compare_exchange_strong(
+          expected, next, std::memory_order_release, std::memory_order_relaxed);
+      }
+      t->observed_tail = tail_.fetch_add(0, std::memory_order_acq_rel) >> 1;
+      t->released.store(1, std::memory_order_release);
+    }
+  }
+
   /// Consumer: reuses every block before head_block_ that no producer can still reach.
+  ASIO_WAKER_SLOW_PATH
   void reclaim() noexcept
   {
     while (free_head_ != head_block_)
@@ -366,43 +449,53 @@ private:
     }
   }
 
-  /// Consumer: resets `b` and appends it within a few hops of tail_block_, or frees it.
+  /// Consumer: resets `b` and appends it at the end of the list for later sends, or
+  /// frees it when the unused blocks there already cover the largest backlog seen (at
+  /// least `retained_blocks`): like a vector's capacity, the list keeps what its
+  /// busiest moment needed.
   void recycle(block* b) noexcept
   {
+    const std::uint64_t end = linked_end_.load(std::memory_order_relaxed);
+    const std::uint64_t claimed = tail_.load(std::memory_order_relaxed) >> 1;
+    if (claimed > head_ && claimed - head_ > peak_backlog_)
+      peak_backlog_ = claimed - head_;
+    const std::uint64_t unused = end > claimed ? end - claimed : 0;
+    if (unused >= retained_blocks * BlockSize && unused >= peak_backlog_ + BlockSize)
+    {
+      delete b;
+      return;
+    }
     b->next.store(nullptr, std::memory_order_relaxed);
     b->released.store(0, std::memory_order_relaxed);
     for (slot& s : b->slots)
       s.state.store(empty_slot, std::memory_order_relaxed);
-    // tail_block_ is never released, so never reclaimed: safe to walk from.
-    block* last = tail_block_.load(std::memory_order_acquire);
-    for (int hops = 0; hops < 4; ++hops)
-    {
-      b->start = last->start + BlockSize;
-      block* expected = nullptr;
-      if (last->next.compare_exchange_strong(
-            expected, b, std::memory_order_seq_cst, std::memory_order_acquire))
-      {
-        raise_linked_end(b->start + BlockSize);
-        return;
-      }
-      last = expected;
-    }
-    delete b;
+    append(b);
   }
+
+  /// Unused blocks always kept for later sends: 4, or as many as fit in 64 KiB.
+  static constexpr std::uint64_t retained_blocks = sizeof(block) * 4 > 65536
+                                                     ? 4
+                                                     : 65536 / sizeof(block);
 
   // Producers' words, on their own cache line.
   alignas(64) Atomic<std::uint64_t> tail_{0};
   Atomic<std::uint64_t> close_index_{std::numeric_limits<std::uint64_t>::max()};
   Atomic<std::uint64_t> linked_end_{BlockSize};
   Atomic<block*> tail_block_{nullptr};
+  Atomic<block*> newest_{nullptr};
+  Atomic<block*> last_{nullptr};
 
   // The consumer's, on another.
   alignas(64) block* head_block_;
   std::uint64_t head_ = 0;
+  std::uint64_t head_end_ = BlockSize; // head_block_->start + BlockSize
   block* free_head_;
+  std::uint64_t peak_backlog_ = 0; // values claimed and not yet taken, at most
 };
 
 } // namespace detail
 } // namespace asio_waker
+
+#undef ASIO_WAKER_SLOW_PATH
 
 #endif // ASIO_WAKER_DETAIL_CHANNEL_QUEUE_HPP

@@ -76,6 +76,7 @@ struct receive_one
 {
   channel_ref<channel_state<T>> state;
   IoExecutor io_ex;
+  std::uint64_t number = 0; // set when it starts (see basic_channel_core)
 
   template <typename Handler>
   void take_and_invoke(Handler& handler)
@@ -102,19 +103,33 @@ struct receive_many
   IoExecutor io_ex;
   Container* out;
   std::size_t limit;
+  std::uint64_t number = 0; // set when it starts (see basic_channel_core)
 
   template <typename Handler>
   void take_and_invoke(Handler& handler)
   {
     auto& queue = (*state).queue;
     std::size_t n = 0;
-    do
+#if defined(__cpp_exceptions)
+    try
+#endif
     {
-      // push_back first: if it throws, the value stays queued.
-      out->push_back(std::move(queue.front()));
-      queue.pop();
-      ++n;
-    } while (n < limit && queue.peek() == head_status::value);
+      do
+      {
+        // push_back first: if it throws, the value stays queued.
+        out->push_back(std::move(queue.front()));
+        queue.pop();
+        ++n;
+      } while (n < limit && queue.peek() == head_status::value);
+    }
+#if defined(__cpp_exceptions)
+    catch (...)
+    {
+      if (n == 0) // nothing taken: the exception leaves the completion, as a handler's
+        throw;
+      // The values taken are in `out`: deliver them; the one that failed stays queued.
+    }
+#endif
     std::move(handler)(error_code(), n);
   }
 
@@ -152,6 +167,8 @@ public:
     : io_work_op<IoExecutor>(&receive_op::do_complete), handler_(std::move(handler)),
       work_(handler_, io_ex), receive_(std::move(receive))
   {}
+
+  Receive& receive() noexcept { return receive_; }
 
   // owner != null: complete (the scheduler, or an executor, runs us);
   // owner == null: destroy without invoking (shutdown, an abandoned queue).
@@ -235,6 +252,7 @@ public:
     if (slot.is_connected())
       slot.template emplace<cancellation_handler>(this, &st, st.receives_started + 1);
 
+    p.p->receive().number = st.receives_started + 1; // start_receive counts it
     wait_op* o = p.p;
     p.v = p.p = 0;
     channel_moves::start_receive(st, o, is_continuation);
@@ -243,7 +261,7 @@ public:
   std::size_t cancel(channel_core& core) noexcept
   {
     ASIO_WAKER_HANDLER_OPERATION((this->context(), "channel", &core, 0, "cancel"));
-    return channel_moves::take_and_abort(core);
+    return channel_moves::cancel(core);
   }
 
   /// Ends every receiver of the context: no further send succeeds, a parked receive is
@@ -304,7 +322,8 @@ void receive_completion<Receive, Handler>::operator()()
   if (!ec_)
   {
     auto& st = *receive_.state;
-    if (st.detached.load(std::memory_order_acquire) != not_detached)
+    if (st.detached.load(std::memory_order_acquire) != not_detached
+        || st.receives_started != receive_.number) // replaced by a newer receive
       ec_ = net::error::operation_aborted;
     else
       switch (st.queue.peek())
@@ -315,12 +334,15 @@ void receive_completion<Receive, Handler>::operator()()
       case head_status::eof:
         ec_ = net::error::eof;
         break;
-      default: // taken by try_receive meanwhile, or the head is busy: wait again
-      {
+      default: // taken by try_receive meanwhile, or the head is busy
+        if (st.cancelled_receive == receive_.number)
+        {
+          ec_ = net::error::operation_aborted; // cancelled after its hand-off
+          break;
+        }
         const auto io_ex = receive_.io_ex;
         st.service->async_receive(st, handler_, io_ex, std::move(receive_));
         return;
-      }
       }
   }
   receive_.invoke_with_error(handler_, ec_);

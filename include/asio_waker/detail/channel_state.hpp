@@ -106,8 +106,11 @@ public:
   Service* service = nullptr;
   std::uint64_t id = 0;
 
-  // The consumer's.
+  // The consumer's: receives are numbered from 1 as they start (a receive that parks
+  // again gets a new number); cancelled_receive is the number of one that was already
+  // handed over when cancel() came.
   std::uint64_t receives_started = 0;
+  std::uint64_t cancelled_receive = 0;
 };
 
 /// The whole state of a channel of T.
@@ -128,13 +131,23 @@ public:
 struct channel_moves
 {
   /// A send: the value at the end of the stream, then wake the receive if one is parked.
+  /// Also when emplace throws: a constructor that throws after the claim leaves a
+  /// skipped slot, which a parked receive must see too (its store is the W1 then).
   template <typename State, typename... Args>
   static bool send(State& st, Args&&... args)
   {
-    if (!st.queue.emplace(std::forward<Args>(args)...))
-      return false;
-    notify(st);
-    return true;
+    struct notify_on_exit
+    {
+      State& st;
+      bool sent = true;
+      ~notify_on_exit()
+      {
+        if (sent)
+          notify(st);
+      }
+    } guard{st};
+    guard.sent = st.queue.emplace(std::forward<Args>(args)...);
+    return guard.sent;
   }
 
   /// Hands a parked receive to its scheduler (R1 of the handshake); nothing when none is.
@@ -197,7 +210,8 @@ struct channel_moves
     }
   }
 
-  /// cancel(): the parked receive completes with operation_aborted. 1 if there was one.
+  /// Takes the parked receive back and completes it with operation_aborted. 1 if there
+  /// was one.
   template <typename Core>
   static std::size_t take_and_abort(Core& st) noexcept
   {
@@ -210,6 +224,19 @@ struct channel_moves
       return 0;
     post_aborted(st, to_op(st, cur));
     return 1;
+  }
+
+  /// cancel() and a cancellation signal: aborts the current receive. If a send has
+  /// already handed it over, it still takes a value when it runs, but it no longer waits
+  /// for one: finding nothing, it completes with operation_aborted instead of parking
+  /// again. Returns 1 if the receive was parked.
+  template <typename Core>
+  static std::size_t cancel(Core& st) noexcept
+  {
+    if (take_and_abort(st))
+      return 1;
+    st.cancelled_receive = st.receives_started;
+    return 0;
   }
 
   /// The receiver's end (its destructor, or its context's shutdown with `take` set to
