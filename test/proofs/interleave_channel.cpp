@@ -249,6 +249,7 @@ struct model_op
   void post(); // the portable hand-off: not used (the model always has a scheduler)
 
   int id = 0;
+  std::uint64_t number = 0; // receives_started when it started
   bool started = false;
   int completions = 0;
   bool parked = false;
@@ -302,6 +303,8 @@ public:
   std::size_t next_offset = 0; // offset of block::next
   const void* block_next_tag = nullptr;
   const void* tail_block_addr = nullptr;
+  const unsigned char* base_ = nullptr; // the state's memory
+  std::size_t state_bytes = 0;
   const void* waiter_addr = nullptr;
   // per thread: block id -> incarnation obtained
   std::array<std::map<int, int>, clock_size> holds;
@@ -379,9 +382,12 @@ public:
 
   void on_create(const void* addr, const void* type)
   {
-    if (type != block_next_tag || addr == tail_block_addr || block_bytes == 0)
+    if (type != block_next_tag || block_bytes == 0
+        || (static_cast<const unsigned char*>(addr) >= base_
+            && static_cast<const unsigned char*>(addr) < base_ + state_bytes))
       return;
-    // A block's `next`: a new block (allocated by the current thread).
+    // A block pointer outside the state: a block's `next`, so a new block (allocated by
+    // the current thread).
     block_rec r{static_cast<const unsigned char*>(addr) - next_offset,
       static_cast<int>(blocks.size())};
     blocks.push_back(r);
@@ -686,7 +692,6 @@ public:
   using status = decltype(std::declval<queue_type&>().peek());
 
   state_type* st = nullptr;
-  const unsigned char* base_ = nullptr;
   std::vector<std::pair<const void*, std::string>> names_;
 
   world(checker& ck, int senders) : world_base(ck)
@@ -719,6 +724,7 @@ public:
     };
     auto* um = static_cast<unsigned char*>(mem);
     base_ = um;
+    state_bytes = sizeof(state_type);
     tail_block_addr = um + offset_of(&(ps->queue.*get(tail_block_of<queue_type>{})));
     tail_addr = um + offset_of(&(ps->queue.*get(tail_of<queue_type>{})));
     handles_addr = um + offset_of(&ps->handles);
@@ -796,17 +802,24 @@ public:
   received receive()
   {
     st->add_ref(); // the receive's handle
-    model_op* op = &new_op();
-    moves::start_receive(*st, op, false);
+    model_op* op = start(new_op());
     for (;;)
     {
       run(*op);
       received r = complete(op);
       if (op)
         return r;
-      op = &new_op(); // a new receive: the same handle moves along
-      moves::start_receive(*st, op, false);
+      op = start(new_op()); // a new receive: the same handle moves along
     }
+  }
+
+  /// channel_service::async_receive's step on the channel; the receive's number is the
+  /// one start_receive gives it.
+  model_op* start(model_op& op)
+  {
+    op.number = st->receives_started + 1;
+    moves::start_receive(*st, &op, false);
+    return &op;
   }
 
   /// The completion (receive_completion::operator()); op becomes null when it parks a
@@ -816,7 +829,8 @@ public:
     received r = received::aborted;
     if (!op->ec_)
     {
-      if (st->detached.load(std::memory_order_acquire) != asio_waker::detail::not_detached)
+      if (st->detached.load(std::memory_order_acquire) != asio_waker::detail::not_detached
+          || st->receives_started != op->number) // replaced by a newer receive
         r = received::aborted;
       else
         switch (st->queue.peek())
@@ -830,6 +844,8 @@ public:
           r = received::eof;
           break;
         default:
+          if (st->cancelled_receive == op->number)
+            break; // cancelled after its hand-off: aborted
           op = nullptr;
           return r;
         }
@@ -885,9 +901,7 @@ public:
   model_op* start_pending()
   {
     st->add_ref();
-    model_op* op = &new_op();
-    moves::start_receive(*st, op, false);
-    return op;
+    return start(new_op());
   }
 
   /// Runs the pending receive's completion (after the receiver is gone: aborted).
