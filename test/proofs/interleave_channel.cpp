@@ -76,7 +76,10 @@
 #include <vector>
 
 #if defined(ASIO_WAKER_PROOFS_CHANNEL_MUTANTS)
-#include "channel_mutants.hpp" // generated
+#include "channel_mutants.hpp" // generated (see the top of this file)
+#else
+#define PROOFS_CHANNEL_MUTANT_LIST(X)
+#define PROOFS_CHANNEL_MUTANT_MISSING(X)
 #endif
 
 // ---- std::this_thread::yield() inside a checked thread ---------------------------------
@@ -189,6 +192,16 @@ struct linked_end_of
 {
   friend constexpr auto get(linked_end_of) noexcept;
 };
+template <typename Queue>
+struct newest_of
+{
+  friend constexpr auto get(newest_of) noexcept;
+};
+template <typename Queue>
+struct last_of
+{
+  friend constexpr auto get(last_of) noexcept;
+};
 #pragma GCC diagnostic pop
 
 template <typename P>
@@ -206,13 +219,15 @@ struct pointee_of<checked_atomic<B*> C::*>
   template struct ::proofs::chan::rob<::proofs::chan::close_index_of<Queue>,               \
     &Queue::close_index_>;                                                                 \
   template struct ::proofs::chan::rob<::proofs::chan::linked_end_of<Queue>,                \
-    &Queue::linked_end_>;
+    &Queue::linked_end_>;                                                                  \
+  template struct ::proofs::chan::rob<::proofs::chan::newest_of<Queue>, &Queue::newest_>;  \
+  template struct ::proofs::chan::rob<::proofs::chan::last_of<Queue>, &Queue::last_>;
 
 // ---- the model --------------------------------------------------------------------------
 
 constexpr std::size_t block_size = 2;
 constexpr int consumer_tid = 0;
-constexpr int max_producers = 3;
+constexpr int max_producers = 3; // producer ids 0..3 (3: the setup thread's sends)
 constexpr int max_seq = 3;
 constexpr int max_ops = 12;
 
@@ -672,6 +687,8 @@ struct real_impl
   using state = asio_waker::detail::basic_channel_state<T, block_size, checked_atomic,
     model_scheduler, model_op>;
   using moves = asio_waker::detail::channel_moves;
+  static constexpr auto not_detached = asio_waker::detail::not_detached;
+  static constexpr auto receiver_gone = asio_waker::detail::receiver_gone;
   static constexpr const char* name = "real";
 };
 
@@ -733,7 +750,9 @@ public:
       {um + offset_of(&ps->senders), "senders"}, {handles_addr, "handles"},
       {tail_addr, "tail"}, {tail_block_addr, "tail_block"},
       {um + offset_of(&(ps->queue.*get(close_index_of<queue_type>{}))), "close_index"},
-      {um + offset_of(&(ps->queue.*get(linked_end_of<queue_type>{}))), "linked_end"}};
+      {um + offset_of(&(ps->queue.*get(linked_end_of<queue_type>{}))), "linked_end"},
+      {um + offset_of(&(ps->queue.*get(newest_of<queue_type>{}))), "newest"},
+      {um + offset_of(&(ps->queue.*get(last_of<queue_type>{}))), "last"}};
     st = new (mem) state_type();
     st->scheduler = &sched;
     for (int i = 1; i < senders; ++i)
@@ -829,7 +848,7 @@ public:
     received r = received::aborted;
     if (!op->ec_)
     {
-      if (st->detached.load(std::memory_order_acquire) != asio_waker::detail::not_detached
+      if (st->detached.load(std::memory_order_acquire) != Impl::not_detached
           || st->receives_started != op->number) // replaced by a newer receive
         r = received::aborted;
       else
@@ -915,7 +934,7 @@ public:
 
   void drop_receiver()
   {
-    moves::detach(*st, asio_waker::detail::receiver_gone);
+    moves::detach(*st, Impl::receiver_gone);
     receiver_dropped = true;
     st->release();
   }
@@ -929,6 +948,23 @@ public:
 } // namespace proofs
 
 PROOFS_CHANNEL_ROB(proofs::chan::queue_of<proofs::chan::real_impl>)
+
+// The mutants: the same moves and queue, from the generated copies.
+#define PROOFS_MUTANT_IMPL(M)                                                           \
+  namespace proofs::chan {                                                                 \
+  struct M##_impl                                                                       \
+  {                                                                                        \
+    template <typename T>                                                                  \
+    using state = mutant_##M::asio_waker::detail::basic_channel_state<T, block_size,     \
+      checked_atomic, model_scheduler, model_op>;                                          \
+    using moves = mutant_##M::asio_waker::detail::channel_moves;                        \
+    static constexpr auto not_detached = mutant_##M::asio_waker::detail::not_detached;    \
+    static constexpr auto receiver_gone = mutant_##M::asio_waker::detail::receiver_gone;  \
+    static constexpr const char* name = #M;                                              \
+  };                                                                                       \
+  }                                                                                        \
+  PROOFS_CHANNEL_ROB(proofs::chan::queue_of<proofs::chan::M##_impl>)
+PROOFS_CHANNEL_MUTANT_LIST(PROOFS_MUTANT_IMPL)
 
 namespace proofs {
 namespace chan {
@@ -946,6 +982,7 @@ struct scenario
   int bound_sc = -1;             // preemption bounds (-1: every interleaving)
   int bound_weak = -1;
   int stale_weak = -1; // stale reads per execution in weak mode (-1: unbounded)
+  std::function<void(W&)> setup; // before the threads start (as the setup thread)
 };
 
 template <typename Impl>
@@ -1058,6 +1095,22 @@ std::vector<scenario<Impl>> scenarios()
      },
       [](W& w) { w.send(1, 0); }},
     nullptr, -1, -1});
+
+  // The receiver moves past a block while a producer, stalled after its claim, still
+  // walks through it: the block may be recycled only once that producer cannot reach it
+  // (observed_tail). Two values sent before the threads start fill the first block.
+  s.push_back({"recycle_vs_stalled_walk", 3,
+    {[expect](W& w) {
+       for (int i = 0; i < 4; ++i)
+         expect(w, w.receive() == R::value, "a receive did not get a value");
+     },
+      [](W& w) { w.send(1, 0); }, [](W& w) { w.send(2, 0); }},
+    [expect](W& w) { expect(w, w.delivered_order.size() == 4, "4 values delivered"); }, 2, 1,
+    2,
+    [](W& w) {
+      w.send(3, 0);
+      w.send(3, 1);
+    }});
   return s;
 }
 
@@ -1105,6 +1158,8 @@ result run_scenario(const scenario<Impl>& sc, memory_mode mode, options opt,
   std::uint64_t busy = 0;
   auto factory = [&]() -> execution {
     auto w = std::make_shared<world<Impl>>(ck, sc.senders);
+    if (sc.setup)
+      sc.setup(*w);
     execution ex;
     for (auto& t : sc.threads)
       ex.threads.push_back([w, t] {
@@ -1174,3 +1229,40 @@ BOOST_AUTO_TEST_CASE(real_channel_all_scenarios)
     std::cout << "channel[" << tag << "] total: " << total << " executions" << std::endl;
   }
 }
+
+template <typename Impl>
+void expect_caught()
+{
+  bool caught = false;
+  for (memory_mode mode : {memory_mode::sc, memory_mode::weak})
+  {
+    for (auto& sc : scenarios<Impl>())
+    {
+      result r = run_scenario(sc, mode, options{});
+      if (r.failed)
+      {
+        std::cout << "channel mutant " << Impl::name << ": caught by " << sc.name << " ["
+                  << (mode == memory_mode::sc ? "sc" : "weak") << "] after " << r.executions
+                  << " executions: " << r.message << '\n'
+                  << r.trace << std::flush;
+        caught = true;
+        break;
+      }
+    }
+    if (caught)
+      break;
+  }
+  BOOST_TEST(caught, "channel mutant " << Impl::name << " was NOT caught");
+}
+
+#define PROOFS_MUTANT_TEST(name)                                                           \
+  BOOST_AUTO_TEST_CASE(caught_##name) { expect_caught<proofs::chan::name##_impl>(); }
+PROOFS_CHANNEL_MUTANT_LIST(PROOFS_MUTANT_TEST)
+
+#define PROOFS_MUTANT_MISSING_TEST(name)                                                   \
+  BOOST_AUTO_TEST_CASE(caught_##name)                                                      \
+  {                                                                                        \
+    BOOST_TEST(false, "channel mutant " #name " could not be generated: its text is no "   \
+                      "longer in the header (update test/proofs/CMakeLists.txt)");          \
+  }
+PROOFS_CHANNEL_MUTANT_MISSING(PROOFS_MUTANT_MISSING_TEST)
