@@ -2,7 +2,7 @@
 # test/proofs/ci.sh -- runs every proof of the waker state machine, with fast settings:
 #   1. the exhaustive interleaving checker: its litmus self-test, then the real
 #      basic_waker_state driven by the real waker_service moves (both hand-offs; SC and
-#      weak memory)
+#      weak memory), then the real channel queue and moves (bounded; mutants must fail)
 #   2. spin on test/proofs/waker.pml and channel.pml (safety + liveness per scenario,
 #      mutants must fail)
 #   3. the TSan stress (1, 2, 4, 8 producers)
@@ -49,7 +49,7 @@ configure_build() { # dir compiler sanitize targets...
 step "build (plain $CXX_PLAIN)"
 mkdir -p "$B_PLAIN" "$B_TSAN" "$B_FUZZ"
 configure_build "$B_PLAIN" "$CXX_PLAIN" "" proofs_checker_selftest proofs_interleave \
-  proofs_fuzz_replay proofs_faults \
+  proofs_interleave_channel proofs_fuzz_replay proofs_faults \
   || fail "plain build"
 
 # ---- 1. interleaving checker ------------------------------------------------------------
@@ -72,6 +72,22 @@ if [[ -x $B_PLAIN/proofs_interleave ]]; then
   figures+=("mutants caught by the checker: $(grep -c '^mutant .*caught by' "$B_PLAIN/interleave.log") of 7 ($((SECONDS - t0)) s)")
 else
   fail "interleaving checker not built"
+fi
+# The channel: the real queue and handshake (block size 2), bounded search (the bounds
+# are printed per scenario; PROOFS_LONG=1 adds a preemption and lifts the stale-read
+# bound), and its mutants.
+if [[ -x $B_PLAIN/proofs_interleave_channel ]]; then
+  t0=$SECONDS
+  "$B_PLAIN/proofs_interleave_channel" --report_level=short -- "${long[@]}" \
+    | tee "$B_PLAIN/interleave_channel.log" | grep -v '^  \['
+  rc=${PIPESTATUS[0]}
+  ((rc == 0)) || fail "channel interleaving checker (rc $rc)"
+  while read -r line; do figures+=("$line"); done < <(grep -E '^channel\[' "$B_PLAIN/interleave_channel.log")
+  n_mut=$(grep -c '^channel mutant .*caught by' "$B_PLAIN/interleave_channel.log")
+  figures+=("channel mutants caught by the checker: $n_mut of 5 ($((SECONDS - t0)) s)")
+  ((n_mut == 5)) || fail "channel mutants: only $n_mut of 5 caught"
+else
+  fail "channel interleaving checker not built"
 fi
 
 # ---- 2. spin --------------------------------------------------------------------------
