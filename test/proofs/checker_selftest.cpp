@@ -401,3 +401,102 @@ BOOST_AUTO_TEST_CASE(lifetime)
 
 } // namespace
 } // namespace proofs
+
+namespace proofs {
+namespace {
+
+// ---- exploration options -------------------------------------------------------------------
+
+struct spin_world
+{
+  checked_atomic<int> flag{0};
+};
+
+/// A spin-wait: T0 waits (yielding) for T1's store. Without spin_yield the search would
+/// not end; with it, every execution ends and T0 sees the store.
+BOOST_AUTO_TEST_CASE(spin_loops_and_bounds)
+{
+  for (memory_mode mode : {memory_mode::sc, memory_mode::weak})
+  {
+    auto o = run<spin_world>(mode, 1,
+      {[](spin_world& w, std::vector<long>& r) {
+         int n = 0;
+         while (w.flag.load(acq) == 0)
+         {
+           current_checker()->spin_yield();
+           ++n;
+         }
+         r[0] = n > 3 ? 3 : n;
+       },
+        [](spin_world& w, std::vector<long>&) { w.flag.store(1, rel); }});
+    BOOST_TEST(!o.empty());
+  }
+  // Nobody stores: the spinning thread is a livelock, reported as such.
+  checker ck;
+  auto factory = [&]() -> execution {
+    auto w = std::make_shared<spin_world>();
+    execution ex;
+    ex.threads.push_back([w] {
+      while (w->flag.load(acq) == 0)
+        current_checker()->spin_yield();
+    });
+    return ex;
+  };
+  result r = ck.explore(factory);
+  BOOST_TEST(r.failed);
+  BOOST_TEST(r.message.find("livelock") != std::string::npos, r.message);
+
+  // Preemption bound: 3 threads of 2 stores each; bound 0 leaves only the orders in
+  // which threads run to completion one after another (3! = 6), bound -1 all of them.
+  auto count = [](int bound) {
+    checker c;
+    auto f = [&]() -> execution {
+      auto w = std::make_shared<iriw_world>();
+      execution ex;
+      for (int t = 0; t < 3; ++t)
+        ex.threads.push_back([w] {
+          w->x.store(1, rlx);
+          w->y.store(1, rlx);
+        });
+      return ex;
+    };
+    options o;
+    o.mode = memory_mode::sc;
+    o.max_preemptions = bound;
+    return c.explore(f, o).executions;
+  };
+  BOOST_TEST(count(0) == 6u);
+  BOOST_TEST(count(-1) == 90u); // 6! / (2! 2! 2!)
+  BOOST_TEST(count(1) > count(0));
+  BOOST_TEST(count(1) < count(-1));
+
+  // Stale-read bound: MP with relaxed accesses; 0 stale reads = what SC allows.
+  auto mp = [](int stale) {
+    checker c;
+    outcomes seen;
+    auto f = [&]() -> execution {
+      auto w = std::make_shared<mp_world>();
+      auto r = std::make_shared<std::vector<long>>(2, -1);
+      execution ex;
+      ex.threads.push_back([w] {
+        w->data.store(42, rlx);
+        w->flag.store(true, rlx);
+      });
+      ex.threads.push_back([w, r] {
+        (*r)[0] = w->flag.load(rlx) ? 1 : 0;
+        (*r)[1] = w->data.load(rlx) == 42 ? 1 : 0;
+      });
+      ex.final_check = [r, &seen] { seen.insert(*r); };
+      return ex;
+    };
+    options o;
+    o.max_stale = stale;
+    c.explore(f, o);
+    return seen;
+  };
+  BOOST_TEST(!mp(0).count({1, 0}), str(mp(0)));
+  BOOST_TEST(mp(1).count({1, 0}), str(mp(1)));
+}
+
+} // namespace
+} // namespace proofs
