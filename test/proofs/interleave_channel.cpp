@@ -1027,7 +1027,7 @@ std::vector<scenario<Impl>> scenarios()
         w.send(2, 1);
       }},
     [expect](W& w) { expect(w, w.delivered_order.size() == 4, "4 values delivered"); }, 2, 1,
-    2});
+    2, nullptr});
 
   // send vs park vs close: the receiver parks, then closes while the sender sends; it
   // then drains to eof. A send either lands before eof or is refused.
@@ -1043,7 +1043,7 @@ std::vector<scenario<Impl>> scenarios()
         w.send(1, 1);
         w.send(1, 2);
       }},
-    nullptr, 2, 2});
+    nullptr, 2, 2, -1, nullptr});
 
   // last-sender drop vs receive: the stream ends when both senders are gone, after both
   // values; then the receiver goes too and the last handle deletes the state.
@@ -1062,7 +1062,7 @@ std::vector<scenario<Impl>> scenarios()
         w.drop_sender();
       }},
     [expect](W& w) { expect(w, w.state_deleted, "the last handle deleted the state"); }, 2, 2,
-    2});
+    2, nullptr});
 
   // receiver drop vs send: a pending receive, then the receiver goes while a sender
   // sends and drops; values accepted are destroyed with the channel, none delivered.
@@ -1081,7 +1081,7 @@ std::vector<scenario<Impl>> scenarios()
       expect(w, w.state_deleted, "the last handle deleted the state");
       expect(w, w.delivered_order.empty(), "nothing delivered");
     },
-    3, 2});
+    3, 2, -1, nullptr});
 
   // A producer stalled between claim and publish: the other's later values wait behind
   // it (busy), the receiver parks, the stalled publication wakes it.
@@ -1096,7 +1096,7 @@ std::vector<scenario<Impl>> scenarios()
         w.send(2, 1);
       }},
     [expect](W& w) { expect(w, w.delivered_order.size() == 3, "3 values delivered"); }, 2, 1,
-    2});
+    2, nullptr});
 
   // try_receive with a producer stalled after its claim: it must return that value
   // (it yields until the value is published), not "empty".
@@ -1110,7 +1110,7 @@ std::vector<scenario<Impl>> scenarios()
          "try_receive after a claim returned nothing");
      },
       [](W& w) { w.send(1, 0); }},
-    nullptr, -1, -1});
+    nullptr, -1, -1, -1, nullptr});
 
   return s;
 }
