@@ -170,8 +170,10 @@ struct rob
   friend constexpr auto get(Tag) noexcept { return Member; }
 };
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-template-friend"
+#endif
 template <typename Queue>
 struct tail_block_of
 {
@@ -202,7 +204,9 @@ struct last_of
 {
   friend constexpr auto get(last_of) noexcept;
 };
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 template <typename P>
 struct pointee_of;
