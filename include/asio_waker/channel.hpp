@@ -295,12 +295,16 @@ public:
    * @li with success and the value at the head of the stream, as soon as there is one;
    * @li with net::error::eof once the channel is closed and every value taken;
    * @li with net::error::operation_aborted when it is cancelled (cancel(), its
-   * cancellation slot), replaced by a newer receive (also one already handed over: a
-   * replaced receive never takes a value), or the receiver is destroyed.
+   * cancellation slot) or replaced by a newer receive while it waits, or when the
+   * receiver is destroyed before a value was taken for it.
    *
    * If the execution context shuts down first, the handler is destroyed without being
-   * invoked. The value is taken when the handler is about to run, on its associated
-   * executor: a receive that completes with an error took nothing.
+   * invoked. A receive completes when it starts with a value (or the end) there, or when
+   * a send hands it over; from then on it can no longer be cancelled or replaced, and
+   * its value is bound to it in the order receives started: neither try_receive() nor a
+   * newer receive takes it, whichever handler runs first. (A handed-over receive whose
+   * value is not written yet when its handler is about to run, because a send is busy at
+   * the head, waits again.) A receive that completes with an error took nothing.
    *
    * @param token The completion token that will be used to produce a completion
    * handler. The function signature of the completion handler must be:
@@ -338,18 +342,16 @@ public:
   /// Starts an asynchronous receive of up to `limit` values, appended to `out`.
   /**
    * As async_receive(), but the receive completes with 1 to `limit` values (a `limit` of
-   * 0 counts as 1): everything queued up to the limit, taken in one go when the handler
-   * is about to run and appended with `out.push_back(std::move(value))`. Nothing is
-   * appended on error. `out` must stay valid until the handler runs.
+   * 0 counts as 1): everything queued up to the limit when its values are taken (see
+   * async_receive()), appended with `out.push_back(std::move(value))` before the handler
+   * runs. Nothing is appended on error. `out` must stay valid until the handler runs.
    *
-   * If push_back throws, the value that failed stays queued. If values were appended
-   * before it, the receive completes with them (the exception is dropped; the next
-   * receive meets the failing value first); otherwise the exception propagates from the
-   * completion, as from a handler, and the handler is not invoked.
+   * If push_back throws, the value that failed stays queued: the receive completes with
+   * the values appended before it, or, if there are none, with net::error::no_memory.
    *
-   * A receive that a send handed over but that then finds nothing (try_receive() took
-   * the value meanwhile) waits again; the operation it then allocates comes from the
-   * same allocator, and if that throws, the exception propagates from the completion.
+   * A handed-over receive that waits again allocates its operation anew from the
+   * handler's associated allocator; if that throws, the exception propagates from the
+   * completion (out of `run()`), as from a handler.
    *
    * @par Completion Signature
    * @code void(error_code, std::size_t) @endcode
@@ -366,14 +368,27 @@ public:
 
   /// Takes the value at the head of the stream, if there is one.
   /**
-   * Returns nothing when no value is queued (also after the end of the stream). If a
+   * Returns nothing when no value is queued (also after the end of the stream), and
+   * never takes the values bound to a receive that has completed and not run yet. If a
    * send is busy at the head (see the class), waits for it, yielding the thread.
    */
   std::optional<T> try_receive()
   {
-    auto& queue = state_->queue;
+    auto& st = *state_;
+    auto& queue = st.queue;
     for (;;)
-      switch (queue.peek())
+    {
+      // A receive that a send handed over gets the head first.
+      detail::channel_moves::resolve(st);
+      const detail::head_status head = queue.peek();
+      if (st.handed.op && !st.handed_taken)
+      {
+        if (head != detail::head_status::busy)
+          return std::nullopt;
+        std::this_thread::yield(); // its value is not written yet
+        continue;
+      }
+      switch (head)
       {
       case detail::head_status::value:
       {
@@ -387,6 +402,7 @@ public:
       default:
         return std::nullopt;
       }
+    }
   }
 
   /// Closes the channel: sends fail from now on; the values queued stay receivable, then
@@ -399,10 +415,10 @@ public:
 
   /// Completes the pending receive with net::error::operation_aborted.
   /**
-   * @returns 1 if a receive was waiting and is now cancelled; 0 if none was pending, or
-   * if a send has already handed it over: it then still takes a value if one is there
-   * when its handler is about to run, and otherwise completes with
-   * net::error::operation_aborted instead of waiting again.
+   * @returns 1 if a receive was waiting and is now cancelled; 0 if none was, or if a
+   * send has already handed it over (it has completed: it keeps its value; if its value
+   * was not written yet, it completes with net::error::operation_aborted instead of
+   * waiting again).
    */
   std::size_t cancel() noexcept { return service_->cancel(*state_); }
 
@@ -450,7 +466,7 @@ private:
     {
       net::detail::non_const_lvalue<ReceiveHandler> handler2(handler);
       self_->service_->async_receive(*self_->state_, handler2.value, self_->executor_,
-        detail::receive_one<T, Executor>{self_->new_ref(), self_->executor_});
+        detail::receive_one<T, Executor>{self_->new_ref(), self_->executor_, {}, {}, {}});
     }
 
   private:
@@ -472,7 +488,7 @@ private:
       net::detail::non_const_lvalue<ReceiveHandler> handler2(handler);
       self_->service_->async_receive(*self_->state_, handler2.value, self_->executor_,
         detail::receive_many<T, Container, Executor>{
-          self_->new_ref(), self_->executor_, out, limit});
+          self_->new_ref(), self_->executor_, out, limit, {}, {}});
     }
 
   private:

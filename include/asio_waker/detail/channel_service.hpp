@@ -6,8 +6,9 @@
 // its context (a parked receive is destroyed without being invoked).
 //
 // A receive is a scheduler operation (receive_op) that is parked in the channel's word or
-// queued at once; when it runs, it takes its values inside the dispatch to its handler's
-// associated executor (see channel_state.hpp, "Values are taken where the handler runs").
+// queued at once. Its values are taken into it when it starts with values there, or, when
+// a send hands it over, by the consumer's next call or when its handler is about to run
+// (see channel_state.hpp, "Which values a receive gets").
 //
 
 #ifndef ASIO_WAKER_DETAIL_CHANNEL_SERVICE_HPP
@@ -21,6 +22,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace asio_waker {
@@ -70,21 +73,94 @@ private:
   State* state_;
 };
 
+/// What one take found: `count` values (appended), or the end of the stream, or
+/// nothing; `ec` is no_memory when appending the first value threw (it stays queued).
+struct take_result
+{
+  bool done = false;
+  std::size_t count = 0;
+  error_code ec;
+};
+
+/// Takes up to `limit` values from the head of `queue` into `append`, or sees the end.
+template <typename Queue, typename Append>
+take_result take_values(Queue& queue, std::size_t limit, Append append) noexcept
+{
+  std::size_t n = 0;
+  head_status s = head_status::empty;
+#if defined(__cpp_exceptions)
+  try
+#endif
+  {
+    // append first: if it throws, the value stays queued.
+    while (n < limit && (s = queue.peek()) == head_status::value)
+    {
+      append(std::move(queue.front()));
+      queue.pop();
+      ++n;
+    }
+  }
+#if defined(__cpp_exceptions)
+  catch (...)
+  {
+    if (n == 0)
+      return {true, 0, net::error::no_memory};
+  }
+#endif
+  if (n != 0)
+    return {true, n, {}};
+  if (s == head_status::eof)
+    return {true, 0, net::error::eof};
+  return {};
+}
+
 /// What async_receive delivers: one value, void(error_code, T).
 template <typename T, typename IoExecutor>
 struct receive_one
 {
-  channel_ref<channel_state<T>> state;
+  using state_type = channel_state<T>;
+
+  channel_ref<state_type> state;
   IoExecutor io_ex;
-  std::uint64_t number = 0; // set when it starts (see basic_channel_core)
+  std::uint64_t number = 0; // see basic_channel_core::receives_started
+  take_result bound{};      // taken into the operation, before it was posted
+  std::optional<T> value;
+
+  void* out_ptr() noexcept { return nullptr; }
+  std::size_t max_values() const noexcept { return 1; }
+
+  take_result take(state_type& st) noexcept
+  {
+    return take_values(st.queue, 1, [&](T&& v) { value.emplace(std::move(v)); });
+  }
+
+  /// For a handed-over receive: into the state's storage for it.
+  static take_result take_handed(state_type& st, void*, std::size_t) noexcept
+  {
+    return take_values(st.queue, 1, [&](T&& v) { st.handed_value.emplace(std::move(v)); });
+  }
 
   template <typename Handler>
-  void take_and_invoke(Handler& handler)
+  void invoke(Handler& handler, const take_result& r, std::optional<T>& v)
   {
-    auto& queue = (*state).queue;
-    T value(std::move(queue.front()));
-    queue.pop();
-    std::move(handler)(error_code(), std::move(value));
+    if (r.ec || !v)
+      std::move(handler)(r.ec, T());
+    else
+      std::move(handler)(error_code(), std::move(*v));
+  }
+
+  template <typename Handler>
+  void invoke_bound(Handler& handler)
+  {
+    invoke(handler, bound, value);
+  }
+
+  template <typename Handler>
+  void invoke_handed(Handler& handler, const take_result& r)
+  {
+    std::optional<T> v = std::move((*state).handed_value);
+    (*state).handed_value.reset();
+    invoke(handler, r, v);
   }
 
   template <typename Handler>
@@ -99,38 +175,36 @@ struct receive_one
 template <typename T, typename Container, typename IoExecutor>
 struct receive_many
 {
-  channel_ref<channel_state<T>> state;
+  using state_type = channel_state<T>;
+
+  channel_ref<state_type> state;
   IoExecutor io_ex;
   Container* out;
   std::size_t limit;
-  std::uint64_t number = 0; // set when it starts (see basic_channel_core)
+  std::uint64_t number = 0; // see basic_channel_core::receives_started
+  take_result bound{};      // taken into `out`, before the operation was posted
+
+  void* out_ptr() noexcept { return out; }
+  std::size_t max_values() const noexcept { return limit; }
+
+  take_result take(state_type& st) noexcept { return take_handed(st, out, limit); }
+
+  static take_result take_handed(state_type& st, void* into, std::size_t n) noexcept
+  {
+    Container* c = static_cast<Container*>(into);
+    return take_values(st.queue, n, [&](T&& v) { c->push_back(std::move(v)); });
+  }
 
   template <typename Handler>
-  void take_and_invoke(Handler& handler)
+  void invoke_bound(Handler& handler)
   {
-    auto& queue = (*state).queue;
-    std::size_t n = 0;
-#if defined(__cpp_exceptions)
-    try
-#endif
-    {
-      do
-      {
-        // push_back first: if it throws, the value stays queued.
-        out->push_back(std::move(queue.front()));
-        queue.pop();
-        ++n;
-      } while (n < limit && queue.peek() == head_status::value);
-    }
-#if defined(__cpp_exceptions)
-    catch (...)
-    {
-      if (n == 0) // nothing taken: the exception leaves the completion, as a handler's
-        throw;
-      // The values taken are in `out`: deliver them; the one that failed stays queued.
-    }
-#endif
-    std::move(handler)(error_code(), n);
+    std::move(handler)(bound.ec, bound.count);
+  }
+
+  template <typename Handler>
+  void invoke_handed(Handler& handler, const take_result& r)
+  {
+    std::move(handler)(r.ec, r.count);
   }
 
   template <typename Handler>
@@ -169,6 +243,24 @@ public:
   {}
 
   Receive& receive() noexcept { return receive_; }
+
+  /// basic_channel_core::receive_slot::take for this operation.
+  static bool take_for(
+    channel_core& core, channel_core::receive_slot& r, bool into_op) noexcept
+  {
+    auto& st = static_cast<typename std::decay_t<Receive>::state_type&>(core);
+    if (into_op) // the consumer owns the operation
+    {
+      Receive& receive = static_cast<receive_op*>(r.op)->receive_;
+      receive.bound = receive.take(st);
+      return receive.bound.done;
+    }
+    // Handed over: the operation may be running elsewhere; only the slot is ours.
+    const take_result t = Receive::take_handed(st, r.out, r.limit);
+    st.handed_count = t.count;
+    st.handed_ec = t.ec;
+    return t.done;
+  }
 
   // owner != null: complete (the scheduler, or an executor, runs us);
   // owner == null: destroy without invoking (shutdown, an abandoned queue).
@@ -240,7 +332,7 @@ public:
     const bool is_continuation = handler_cont_helpers::is_continuation(handler);
 
     // Allocate and construct an operation to wrap the handler.
-    using op = receive_op<std::decay_t<Receive>, Handler, IoExecutor>;
+    using op = receive_op<Receive, Handler, IoExecutor>;
     typename op::ptr p = {net::detail::addressof(handler), op::ptr::allocate(handler), 0};
     p.p = new (p.v) op(handler, io_ex, receive);
     ASIO_WAKER_HANDLER_CREATION(
@@ -252,10 +344,12 @@ public:
     if (slot.is_connected())
       slot.template emplace<cancellation_handler>(this, &st, st.receives_started + 1);
 
-    p.p->receive().number = st.receives_started + 1; // start_receive counts it
-    wait_op* o = p.p;
+    Receive& r = p.p->receive();
+    r.number = st.receives_started + 1; // start() counts it
+    const channel_core::receive_slot slot_entry{
+      p.p, r.number, &op::take_for, r.out_ptr(), r.max_values()};
     p.v = p.p = 0;
-    channel_moves::start_receive(st, o, is_continuation);
+    channel_moves::start(st, slot_entry, is_continuation);
   }
 
   std::size_t cancel(channel_core& core) noexcept
@@ -271,8 +365,7 @@ public:
   {
     net::detail::op_queue<net::detail::scheduler_operation> ops;
     live_.for_each([&](channel_core& core) {
-      if (wait_op* op = channel_moves::detach(core, context_shut_down))
-        ops.push(op);
+      channel_moves::detach(core, context_shut_down, [&](wait_op* op) { ops.push(op); });
       core.service = nullptr;
     });
     live_.clear();
@@ -319,33 +412,29 @@ private:
 template <typename Receive, typename Handler>
 void receive_completion<Receive, Handler>::operator()()
 {
-  if (!ec_)
+  if (ec_) // aborted: it took nothing
+    return receive_.invoke_with_error(handler_, ec_);
+  if (receive_.bound.done) // completed when it started: its values are in it
+    return receive_.invoke_bound(handler_);
+
+  // Handed over by a send: its values were taken into the state's `handed` storage, or
+  // are taken now.
+  auto& st = *receive_.state;
+  if (channel_moves::finish_handed(st, receive_.number))
   {
-    auto& st = *receive_.state;
-    if (st.detached.load(std::memory_order_acquire) != not_detached
-        || st.receives_started != receive_.number) // replaced by a newer receive
-      ec_ = net::error::operation_aborted;
-    else
-      switch (st.queue.peek())
-      {
-      case head_status::value:
-        receive_.take_and_invoke(handler_);
-        return;
-      case head_status::eof:
-        ec_ = net::error::eof;
-        break;
-      default: // taken by try_receive meanwhile, or the head is busy
-        if (st.cancelled_receive == receive_.number)
-        {
-          ec_ = net::error::operation_aborted; // cancelled after its hand-off
-          break;
-        }
-        const auto io_ex = receive_.io_ex;
-        st.service->async_receive(st, handler_, io_ex, std::move(receive_));
-        return;
-      }
+    const take_result r{true, st.handed_count, st.handed_ec};
+    channel_moves::start_behind(st);
+    return receive_.invoke_handed(handler_, r);
   }
-  receive_.invoke_with_error(handler_, ec_);
+  if (channel_moves::may_park_again(st, receive_.number))
+  {
+    // The head is busy (a send claimed it and has not written it): wait again.
+    const auto io_ex = receive_.io_ex;
+    st.service->async_receive(st, handler_, io_ex, std::move(receive_));
+    return;
+  }
+  channel_moves::start_behind(st);
+  receive_.invoke_with_error(handler_, net::error::operation_aborted);
 }
 
 } // namespace detail

@@ -27,13 +27,27 @@
 // channel beats "queue + waker.wake() per value" (see channel_queue.hpp for why the
 // store-load pair cannot lose a wake).
 //
-// ## Values are taken where the handler runs
+// ## Which values a receive gets: bound when it completes, in start order
 //
-// A receive does not take its values when it is handed over but when it runs, inside the
-// dispatch to its handler's associated executor (a strand, say). So every consumer
-// action (try_receive, the taking, a new receive) runs in that one logical thread, and a
-// cancelled, replaced or destroyed receive never held a value. A receive that runs and
-// finds nothing (a try_receive took it, or the head was busy) parks again.
+// A receive completes (and can no longer be cancelled) when it starts with values or
+// the end of the stream there, or when a send hands it over. Its values are bound to it
+// by the consumer, in the order receives started:
+//
+//   completes                      | its values are taken (consumer side)
+//   -------------------------------+----------------------------------------------------
+//   at its start (values queued),  | right there, into the operation, before it is
+//   or taken back after parking    | posted
+//   handed over by a send          | at the receiver's next call (a new receive,
+//                                  | try_receive, cancel) or when its handler is about
+//                                  | to run, whichever comes first, into `handed`
+//
+// So a try_receive or a newer receive never takes the values of a receive that has
+// completed and not run yet. While one handed-over receive has not run, a newer receive
+// that finds nothing does not park in the word (a send could hand it over too); it waits
+// `behind`, and the handed-over one starts it when it runs. A handed-over receive that
+// finds nothing when it is about to run (the head is busy: a send claimed it and has not
+// written it) parks again, unless it was cancelled or a newer receive waits behind it:
+// then it completes with operation_aborted.
 //
 // ## Lifetime
 //
@@ -54,6 +68,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -106,9 +121,32 @@ public:
   Service* service = nullptr;
   std::uint64_t id = 0;
 
-  // The consumer's: receives are numbered from 1 as they start (a receive that parks
-  // again gets a new number); cancelled_receive is the number of one that was already
-  // handed over when cancel() came.
+  // ---- The consumer's book-keeping (one logical thread; see the header comment) ----
+
+  /// A receive that has not completed, or was handed over and has not run: its
+  /// operation (compared, and dereferenced only while the consumer owns it) and where
+  /// its values go.
+  struct receive_slot
+  {
+    Op* op = nullptr;
+    std::uint64_t number = 0;
+    /// Takes up to the receive's limit of values for it, or sees the end of the stream:
+    /// into the operation (when the consumer owns it) or into `handed_*` below. Returns
+    /// false when there is nothing.
+    bool (*take)(basic_channel_core& st, receive_slot& r, bool into_op) = nullptr;
+    void* out = nullptr;
+    std::size_t limit = 1;
+  };
+
+  receive_slot parked; // in `waiter`, unless a send has taken it since
+  receive_slot handed; // handed over by a send, not run yet
+  receive_slot behind; // started while `handed` had not run; work counted, not in `waiter`
+  bool handed_taken = false; // `handed`'s values are taken: handed_count, or the end
+  std::size_t handed_count = 0;
+  error_code handed_ec; // eof, or no_memory (see take_values)
+
+  /// Receives are numbered from 1 as they start (one that parks again gets a new
+  /// number); cancelled_receive is one that was handed over when cancel() came.
   std::uint64_t receives_started = 0;
   std::uint64_t cancelled_receive = 0;
 };
@@ -124,6 +162,9 @@ public:
   bool close_queue() noexcept override { return queue.close(); }
 
   basic_channel_queue<T, BlockSize, Atomic> queue;
+
+  /// The value taken for a handed-over async_receive (see `handed`).
+  std::optional<T> handed_value;
 };
 
 /// The moves. Static templates over the state, so the checker runs these very functions
@@ -175,39 +216,22 @@ struct channel_moves
     notify(st);
   }
 
-  /// The consumer starts a receive: completes it at once when a value or the end of the
-  /// stream is there, parks it otherwise. A receive already parked is aborted.
-  template <typename State>
-  static void start_receive(State& st, typename State::op_type* op, bool is_continuation)
+  /// The consumer parks `op`, which found nothing (W2 of the handshake, then R2). Returns
+  /// false if a send published meanwhile and `op` was taken back: the caller completes
+  /// it (its work is counted). Counts the work of a parked receive unless `counted`.
+  template <typename Core>
+  static bool park(Core& st, typename Core::op_type* op, bool counted = false)
   {
-    ++st.receives_started;
-    if (st.detached.load(std::memory_order_acquire) != not_detached)
-    {
-      op->ec_ = net::error::operation_aborted;
-      post_immediate(st, op, is_continuation);
-      return;
-    }
-    if (has_result(st.queue.peek()))
-    {
-      take_and_abort(st);
-      post_immediate(st, op, is_continuation);
-      return;
-    }
-    if (st.scheduler)
+    if (st.scheduler && !counted)
       st.scheduler->work_started(); // before the word publishes op: a send may post it
-    const std::uintptr_t replaced =
-      st.waiter.exchange(reinterpret_cast<std::uintptr_t>(op), std::memory_order_seq_cst);
-    if (replaced != 0)
-      post_aborted(st, to_op(st, replaced));
-    if (has_result(st.queue.peek(std::memory_order_seq_cst)))
-    {
-      // A send published before it could see us parked: take the receive back and
-      // complete it (unless a send took it meanwhile).
-      std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(op);
-      if (st.waiter.compare_exchange_strong(
-            mine, 0, std::memory_order_acq_rel, std::memory_order_relaxed))
-        post_deferred(st, op);
-    }
+    st.waiter.store(reinterpret_cast<std::uintptr_t>(op), std::memory_order_seq_cst);
+    if (!has_result(st.queue.peek(std::memory_order_seq_cst)))
+      return true;
+    // A send published before it could see us parked: take the receive back (unless a
+    // send took it meanwhile, which then hands it over).
+    std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(op);
+    return !st.waiter.compare_exchange_strong(
+      mine, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
   }
 
   /// Takes the parked receive back and completes it with operation_aborted. 1 if there
@@ -226,38 +250,138 @@ struct channel_moves
     return 1;
   }
 
-  /// cancel() and a cancellation signal: aborts the current receive. If a send has
-  /// already handed it over, it still takes a value when it runs, but it no longer waits
-  /// for one: finding nothing, it completes with operation_aborted instead of parking
-  /// again. Returns 1 if the receive was parked.
+  // ---- The consumer's moves (one logical thread; see "Which values a receive gets") --
+
+  /// Learns whether a send has handed the parked receive over, and takes the values of
+  /// a handed-over receive that has not run yet, if they are there.
+  template <typename Core>
+  static void resolve(Core& st) noexcept
+  {
+    if (st.parked.op
+        && st.waiter.load(std::memory_order_acquire)
+             != reinterpret_cast<std::uintptr_t>(st.parked.op))
+    {
+      st.handed = std::exchange(st.parked, {});
+      st.handed_taken = false;
+    }
+    if (st.handed.op && !st.handed_taken)
+      st.handed_taken = st.handed.take(st, st.handed, false);
+  }
+
+  /// Starts receive `r`, whose operation the consumer owns (work not counted yet).
+  template <typename Core>
+  static void start(Core& st, typename Core::receive_slot r, bool is_continuation)
+  {
+    resolve(st);
+    r.number = ++st.receives_started;
+    auto* op = r.op;
+    if (st.detached.load(std::memory_order_acquire) != not_detached)
+    {
+      op->ec_ = net::error::operation_aborted;
+      post_immediate(st, op, is_continuation);
+      return;
+    }
+    abort_pending(st);
+    if (st.handed.op && !st.handed_taken)
+      return wait_behind(st, r); // the handed-over receive comes first
+    if (r.take(st, r, true))
+      return post_immediate(st, op, is_continuation);
+    if (st.handed.op)
+      return wait_behind(st, r); // a second handed-over receive would have nowhere to go
+    if (park(st, op))
+      st.parked = r;
+    else
+    {
+      r.take(st, r, true);
+      post_deferred(st, op);
+    }
+  }
+
+  /// The handler of the handed-over receive `number` is about to run (on its executor).
+  /// Returns whether its values were taken (st.handed_count / handed_eof, and the
+  /// state's own storage for one value); `handed` is cleared either way. Then the caller
+  /// delivers, aborts or parks it again, and calls start_behind().
+  template <typename Core>
+  static bool finish_handed(Core& st, std::uint64_t number) noexcept
+  {
+    resolve(st);
+    const bool taken = st.handed.number == number && st.handed_taken;
+    if (st.handed.number == number)
+    {
+      st.handed = {};
+      st.handed_taken = false;
+    }
+    return taken;
+  }
+
+  /// Whether a handed-over receive that found nothing when about to run parks again:
+  /// not if it was cancelled, a newer receive waits behind it, or the receiver is gone.
+  template <typename Core>
+  static bool may_park_again(const Core& st, std::uint64_t number) noexcept
+  {
+    return st.cancelled_receive != number && !st.behind.op
+           && st.detached.load(std::memory_order_acquire) == not_detached;
+  }
+
+  /// Starts the receive that waited behind a handed-over one (its work is counted).
+  template <typename Core>
+  static void start_behind(Core& st)
+  {
+    if (!st.behind.op)
+      return;
+    typename Core::receive_slot r = std::exchange(st.behind, {});
+    if (r.take(st, r, true))
+      return post_deferred(st, r.op);
+    if (park(st, r.op, true))
+      st.parked = r;
+    else
+    {
+      r.take(st, r, true);
+      post_deferred(st, r.op);
+    }
+  }
+
+  /// cancel() and a cancellation signal: aborts the pending receive (parked, or waiting
+  /// behind). A handed-over receive has completed: it still takes its values, and if it
+  /// finds none when about to run it completes with operation_aborted instead of
+  /// parking again. Returns 1 if a pending receive was aborted.
   template <typename Core>
   static std::size_t cancel(Core& st) noexcept
   {
-    if (take_and_abort(st))
+    resolve(st);
+    if (abort_pending(st))
       return 1;
-    st.cancelled_receive = st.receives_started;
+    if (st.handed.op && !st.handed_taken)
+      st.cancelled_receive = st.handed.number;
     return 0;
   }
 
-  /// The receiver's end (its destructor, or its context's shutdown with `take` set to
-  /// hand the parked receive to the caller instead of aborting it). Closes the stream,
-  /// and returns once no send is handing a receive to the scheduler any more.
-  template <typename Core>
-  static typename Core::op_type* detach(Core& st, detached_reason why) noexcept
+  /// The receiver's end (its destructor, or its context's shutdown: then the pending
+  /// receives are given to `destroy` instead of being aborted). Closes the stream, and
+  /// returns once no send is handing a receive to the scheduler any more.
+  template <typename Core, typename Destroy>
+  static void detach(Core& st, detached_reason why, Destroy&& destroy) noexcept
   {
     st.detached.store(why, std::memory_order_release);
-    typename Core::op_type* taken = nullptr;
     if (why == context_shut_down)
     {
-      std::uintptr_t cur = st.waiter.exchange(0, std::memory_order_acq_rel);
-      taken = cur ? to_op(st, cur) : nullptr;
+      if (std::uintptr_t cur = st.waiter.exchange(0, std::memory_order_acq_rel))
+        destroy(to_op(st, cur));
+      if (st.behind.op)
+        destroy(st.behind.op);
+      st.parked = st.behind = {};
     }
     else
-      take_and_abort(st);
+      abort_pending(st);
     st.close_queue();
     while (st.handoffs.load(std::memory_order_acquire) != 0)
       std::this_thread::yield();
-    return taken;
+  }
+
+  template <typename Core>
+  static void detach(Core& st, detached_reason why) noexcept
+  {
+    detach(st, why, [](typename Core::op_type*) {});
   }
 
   /// Whether a receive that finds `s` at the head completes now.
@@ -267,6 +391,36 @@ struct channel_moves
   }
 
 private:
+  /// Aborts the pending receive: parked (unless a send took it: then it is handed over)
+  /// or waiting behind. Returns 1 if there was one.
+  template <typename Core>
+  static std::size_t abort_pending(Core& st) noexcept
+  {
+    if (st.parked.op)
+    {
+      if (take_and_abort(st))
+      {
+        st.parked = {};
+        return 1;
+      }
+      resolve(st);
+    }
+    if (st.behind.op)
+    {
+      post_aborted(st, std::exchange(st.behind, {}).op);
+      return 1;
+    }
+    return 0;
+  }
+
+  template <typename Core>
+  static void wait_behind(Core& st, const typename Core::receive_slot& r)
+  {
+    if (st.scheduler)
+      st.scheduler->work_started(); // as if parked
+    st.behind = r;
+  }
+
   template <typename Core>
   static typename Core::op_type* to_op(Core&, std::uintptr_t v) noexcept
   {
