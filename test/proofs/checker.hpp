@@ -77,8 +77,8 @@
 //   locations it read since its previous yield are read at their latest values (stores
 //   become visible in finite time, [atomics.order] p11; an older value is what it already
 //   read in the iteration before, so nothing is lost for a spin loop). If only spinning
-//   threads can run, one is resumed; if it yields again before any other thread moved,
-//   that is reported as a livelock.
+//   threads can run, one is resumed and reads every location at its latest value; if it
+//   yields again before any other thread moved, that is reported as a livelock.
 //
 // * Bounding. Without a bound every interleaving is explored. `max_preemptions` limits
 //   the switches away from a thread that could have continued (CHESS-style preemption
@@ -894,8 +894,12 @@ private:
       yielded_[static_cast<std::size_t>(next)] = false;
       if (flush_[static_cast<std::size_t>(next)])
       {
-        // Back from a yield: what it spun on is read at its latest value.
+        // Back from a yield: what it spun on is read at its latest value; if no other
+        // thread can run, everything is (every store becomes visible in finite time).
         flush_[static_cast<std::size_t>(next)] = false;
+        if (forced_[static_cast<std::size_t>(next)])
+          for (location& l : locs_)
+            l.seen[slot(next)] = l.mo.size() - 1;
         for (int id : spin_reads_[static_cast<std::size_t>(next)])
           loc(id).seen[slot(next)] = loc(id).mo.size() - 1;
         spin_reads_[static_cast<std::size_t>(next)].clear();
