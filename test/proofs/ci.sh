@@ -202,6 +202,65 @@ if [[ -x $B_PLAIN/proofs_fuzz_replay ]]; then
   "$B_PLAIN/proofs_fuzz_replay" "$SRC/corpus" || fail "fuzz corpus replay"
 fi
 
+# ---- 6. the channel (issue 9) --------------------------------------------------------------
+# stress_channel.cpp (1/2/4/8 producers x 8 scenarios, plain then TSan), faults_channel.cpp
+# (plain then TSan), fuzz_channel.cpp (seed corpus replay, then libFuzzer). Knobs:
+#   PROOFS_CHANNEL_STRESS_SECONDS  per configuration under TSan (default: PROOFS_STRESS_SECONDS)
+#   PROOFS_CHANNEL_PLAIN_SECONDS   per configuration in the plain build (default 0.5)
+#   PROOFS_CHANNEL_FUZZ_SECONDS    libFuzzer -max_total_time (default: PROOFS_FUZZ_SECONDS)
+CH_STRESS_SECONDS=${PROOFS_CHANNEL_STRESS_SECONDS:-$STRESS_SECONDS}
+CH_PLAIN_SECONDS=${PROOFS_CHANNEL_PLAIN_SECONDS:-0.5}
+CH_FUZZ_SECONDS=${PROOFS_CHANNEL_FUZZ_SECONDS:-$FUZZ_SECONDS}
+step "6. channel: builds (plain, TSan, libFuzzer)"
+configure_build "$B_PLAIN" "$CXX_PLAIN" "" proofs_stress_channel proofs_faults_channel \
+  proofs_fuzz_channel_replay || fail "channel: plain build"
+configure_build "$B_TSAN" "$CXX_CLANG" thread proofs_stress_channel proofs_faults_channel \
+  || fail "channel: TSan build"
+configure_build "$B_FUZZ" "$CXX_CLANG" fuzzer fuzz_channel || fail "channel: fuzzer build"
+for b in "$B_PLAIN" "$B_TSAN"; do
+  secs=$CH_STRESS_SECONDS
+  [[ $b == "$B_PLAIN" ]] && secs=$CH_PLAIN_SECONDS
+  step "6. channel stress ($b), $secs s per configuration"
+  if [[ -x $b/proofs_stress_channel ]]; then
+    "$b/proofs_stress_channel" --report_level=short -- --seconds="$secs" 2>&1 | tee "$b/stress_channel.log"
+    rc=${PIPESTATUS[0]}
+    ((rc == 0)) || fail "channel stress in $b (rc $rc)"
+    grep -q 'ThreadSanitizer' "$b/stress_channel.log" && fail "TSan reported a problem in the channel stress"
+    acc=$(grep -oE ' accepted=[0-9]+' "$b/stress_channel.log" | cut -d= -f2 | paste -sd+ | bc 2>/dev/null || echo '?')
+    ops=$(grep -oE ': ops=[0-9]+' "$b/stress_channel.log" | cut -d= -f2 | paste -sd+ | bc 2>/dev/null || echo '?')
+    n=$(grep -c '^stress_channel scenario=' "$b/stress_channel.log")
+    figures+=("channel stress ($b): $n configurations x $secs s: $acc values accepted, $ops operations")
+  else
+    fail "proofs_stress_channel missing in $b"
+  fi
+  step "6. channel fault injection ($b)"
+  if [[ -x $b/proofs_faults_channel ]]; then
+    "$b/proofs_faults_channel" --report_level=short 2>&1 | tee "$b/faults_channel.log"
+    ((PIPESTATUS[0] == 0)) || fail "channel fault injection ($b)"
+    figures+=("channel $b: $(grep -E '^faults injected' "$b/faults_channel.log")")
+  else
+    fail "proofs_faults_channel missing in $b"
+  fi
+done
+step "6. channel fuzz: seed corpus replay, then libFuzzer $CH_FUZZ_SECONDS s"
+if [[ -x $B_PLAIN/proofs_fuzz_channel_replay ]]; then
+  "$B_PLAIN/proofs_fuzz_channel_replay" "$SRC/corpus_channel" || fail "channel fuzz corpus replay"
+fi
+if [[ -x $B_FUZZ/fuzz_channel ]]; then
+  mkdir -p "$B_FUZZ/corpus_channel" "$B_FUZZ/artifacts_channel"
+  "$B_FUZZ/fuzz_channel" -max_total_time="$CH_FUZZ_SECONDS" -max_len=256 -rss_limit_mb=4096 \
+      -print_final_stats=1 -artifact_prefix="$B_FUZZ/artifacts_channel/" \
+      "$B_FUZZ/corpus_channel" "$SRC/corpus_channel" >"$B_FUZZ/fuzz_channel.log" 2>&1
+  rc=$?
+  tail -n 15 "$B_FUZZ/fuzz_channel.log"
+  ((rc == 0)) || { grep -E 'VIOLATION|ERROR|SUMMARY|Test unit written' "$B_FUZZ/fuzz_channel.log"; fail "channel libFuzzer (rc $rc)"; }
+  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$B_FUZZ/fuzz_channel.log" | grep -oE '[0-9]+$')
+  cov=$(grep -E '#[0-9]+[[:space:]]+DONE' "$B_FUZZ/fuzz_channel.log" | grep -oE 'cov: [0-9]+' | head -1)
+  figures+=("channel libFuzzer: ${execs:-?} executions in $CH_FUZZ_SECONDS s, $cov, corpus $(ls "$B_FUZZ/corpus_channel" | wc -l) files")
+else
+  fail "fuzz_channel not built"
+fi
+
 # ---- summary ----------------------------------------------------------------------------
 echo
 echo "===== proofs: figures"

@@ -70,6 +70,7 @@
 #include <cstdint>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace asio_waker {
@@ -177,18 +178,30 @@ struct channel_moves
   template <typename State, typename... Args>
   static bool send(State& st, Args&&... args)
   {
-    struct notify_on_exit
+    using value_type = typename State::value_type;
+    if constexpr (std::is_nothrow_constructible_v<value_type, Args&&...>)
     {
-      State& st;
-      bool sent = true;
-      ~notify_on_exit()
+      // Only the block allocation before the claim can throw: nothing to notify then.
+      if (!st.queue.emplace(std::forward<Args>(args)...))
+        return false;
+      notify(st);
+      return true;
+    }
+    else
+    {
+      struct notify_on_exit
       {
-        if (sent)
-          notify(st);
-      }
-    } guard{st};
-    guard.sent = st.queue.emplace(std::forward<Args>(args)...);
-    return guard.sent;
+        State& st;
+        bool sent = true;
+        ~notify_on_exit()
+        {
+          if (sent)
+            notify(st);
+        }
+      } guard{st};
+      guard.sent = st.queue.emplace(std::forward<Args>(args)...);
+      return guard.sent;
+    }
   }
 
   /// Hands a parked receive to its scheduler (R1 of the handshake); nothing when none is.
