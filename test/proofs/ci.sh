@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/proofs/ci.sh -- runs every proof of the waker state machine, with fast settings:
-#   1. the exhaustive interleaving checker (the real basic_waker_state driven by the real
-#      waker_service moves; both hand-offs; SC and weak memory)
+#   1. the exhaustive interleaving checker: its litmus self-test, then the real
+#      basic_waker_state driven by the real waker_service moves (both hand-offs; SC and
+#      weak memory), then the real channel queue and moves (bounded; mutants must fail)
 #   2. spin on test/proofs/waker.pml and channel.pml (safety + liveness per scenario,
 #      mutants must fail)
 #   3. the TSan stress (1, 2, 4, 8 producers)
@@ -47,11 +48,19 @@ configure_build() { # dir compiler sanitize targets...
 # ---- builds ---------------------------------------------------------------------------
 step "build (plain $CXX_PLAIN)"
 mkdir -p "$B_PLAIN" "$B_TSAN" "$B_FUZZ"
-configure_build "$B_PLAIN" "$CXX_PLAIN" "" proofs_interleave proofs_fuzz_replay proofs_faults \
+configure_build "$B_PLAIN" "$CXX_PLAIN" "" proofs_checker_selftest proofs_interleave \
+  proofs_interleave_channel proofs_fuzz_replay proofs_faults \
   || fail "plain build"
 
 # ---- 1. interleaving checker ------------------------------------------------------------
 step "1. exhaustive interleaving checker"
+if [[ -x $B_PLAIN/proofs_checker_selftest ]]; then
+  "$B_PLAIN/proofs_checker_selftest" --report_level=short | tee "$B_PLAIN/selftest.log"
+  ((PIPESTATUS[0] == 0)) || fail "checker self-test (litmus tests of its memory model)"
+  figures+=("checker self-test: $(grep -c 'executions, outcomes' "$B_PLAIN/selftest.log") litmus runs with the expected outcome sets")
+else
+  fail "checker self-test not built"
+fi
 long=()
 [[ ${PROOFS_LONG:-0} == 1 ]] && long=(--long)
 if [[ -x $B_PLAIN/proofs_interleave ]]; then
@@ -63,6 +72,23 @@ if [[ -x $B_PLAIN/proofs_interleave ]]; then
   figures+=("mutants caught by the checker: $(grep -c '^mutant .*caught by' "$B_PLAIN/interleave.log") of 7 ($((SECONDS - t0)) s)")
 else
   fail "interleaving checker not built"
+fi
+# The channel: the real queue and handshake (block size 2), bounded search (the bounds
+# are printed per scenario; PROOFS_LONG=1 adds a preemption and lifts the stale-read
+# bound), and its mutants.
+if [[ -x $B_PLAIN/proofs_interleave_channel ]]; then
+  t0=$SECONDS
+  "$B_PLAIN/proofs_interleave_channel" --report_level=short -- "${long[@]}" \
+    | tee "$B_PLAIN/interleave_channel.log" | grep -v '^  \['
+  rc=${PIPESTATUS[0]}
+  ((rc == 0)) || fail "channel interleaving checker (rc $rc)"
+  while read -r line; do figures+=("$line"); done < <(grep -E '^channel\[' "$B_PLAIN/interleave_channel.log")
+  n_mut=$(grep -c '^channel mutant .*caught by' "$B_PLAIN/interleave_channel.log")
+  n_all=$(grep -cE '^channel mutant .*(caught by|NOT caught)' "$B_PLAIN/interleave_channel.log")
+  figures+=("channel mutants caught by the checker: $n_mut of $n_all ($((SECONDS - t0)) s)")
+  ((n_mut == n_all && n_all >= 7)) || fail "channel mutants: $n_mut of $n_all caught (7 expected)"
+else
+  fail "channel interleaving checker not built"
 fi
 
 # ---- 2. spin --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // test/proofs/interleave.cpp
 //
 // Exhaustive interleaving checks of the REAL waker: the state machine
-// asio_waker::detail::basic_waker_state<model_op, proofs::checked_atomic>, driven by the
+// asio_waker::detail::basic_waker_state<model_op, proofs::checked_word>, driven by the
 // REAL glue, the static templates of asio_waker::detail::waker_service, over
 // basic_waker_impl<State, model_scheduler>, the way basic_atomic_waker drives them:
 //
@@ -233,7 +233,11 @@ public:
       ops[i].w = this;
     }
     c.on_write = [this](std::uintptr_t o, std::uintptr_t n) { on_write(o, n); };
-    checked_atomic::namer() = [this](std::uintptr_t v) -> std::string {
+    checked_word::namer() = [this](std::uintptr_t v) -> std::string {
+      if (v == 0)
+        return "EMPTY";
+      if (v == 1)
+        return "NOTIFIED";
       for (auto& op : ops)
         if (reinterpret_cast<std::uintptr_t>(&op) == v)
           return nm(op);
@@ -750,7 +754,7 @@ result run_scenario(const scenario<State>& sc, handoff mode, const options& opt)
   return ck.explore(factory, opt);
 }
 
-using real_state = asio_waker::detail::basic_waker_state<model_op, checked_atomic>;
+using real_state = asio_waker::detail::basic_waker_state<model_op, checked_word>;
 
 inline bool cli_flag(const char* flag)
 {
@@ -844,7 +848,7 @@ BOOST_AUTO_TEST_CASE(real_state_machine_all_scenarios)
 template <mutants::kind K>
 void expect_mutant_caught()
 {
-  using state = typename mutants::mutant<K>::template state<model_op, checked_atomic>;
+  using state = typename mutants::mutant<K>::template state<model_op, checked_word>;
   options opt = cli_options();
   opt.mode = memory_mode::weak;
   bool caught = false;
@@ -908,7 +912,7 @@ BOOST_AUTO_TEST_CASE(mutant_park_drops_replaced)
 BOOST_AUTO_TEST_CASE(mutant_wake_load_on_notified_is_a_synchronisation_defect)
 {
   using state =
-    mutants::mutant<mutants::kind::wake_load_on_notified>::state<model_op, checked_atomic>;
+    mutants::mutant<mutants::kind::wake_load_on_notified>::state<model_op, checked_word>;
   for (memory_mode mode : {memory_mode::sc, memory_mode::weak})
   {
     options opt = cli_options();
