@@ -27,8 +27,9 @@
 //     there to complete it (no lost wake-up);
 //   * every handler runs at most once, never inside the initiating function, a send,
 //     cancel(), close(), emit() or a destructor; operation_aborted only for a receive that
-//     was cancelled, replaced (see below), or whose receiver is gone; every receive pending
-//     when the receiver is destroyed completes with operation_aborted (C5, C8);
+//     was cancelled, replaced (see below), or whose receiver is gone; a receive pending
+//     when the receiver is destroyed completes with operation_aborted unless a send had
+//     handed it over (C5, C8);
 //   * context shutdown: no pending handler runs afterwards, each is destroyed; sends fail;
 //     the receiver may be destroyed after its context;
 //   * at the end of each channel every handler object and every value is destroyed.
@@ -59,6 +60,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -165,7 +167,6 @@ struct receive_books
   bool started = false;      // initiated (a coroutine's starts when the context runs it)
   bool done = false;         // its handler ran
   bool abortable = false;    // may complete with operation_aborted
-  bool must_abort = false;   // its receiver was destroyed while it was pending
   std::shared_ptr<std::vector<value>> out; // receive_many's container
 };
 
@@ -188,6 +189,7 @@ struct harness
   // The model of the current generation.
   std::vector<std::pair<int, int>> accepted; // (producer, seq) in send order
   std::size_t taken = 0;                     // how many of them were taken
+  std::set<std::pair<int, int>> taken_set;   // which (C1: each once)
   int next_seq[3] = {0, 0, 0};
   bool closed = false;
   bool eof_seen = false;
@@ -210,6 +212,7 @@ struct harness
     rx.emplace(std::move(r));
     accepted.clear();
     taken = 0;
+    taken_set.clear();
     next_seq[0] = next_seq[1] = next_seq[2] = 0;
     closed = false;
     eof_seen = false;
@@ -291,15 +294,38 @@ struct harness
       }
   }
 
+  /// A value observed by a handler or try_receive. Values are bound to a receive when it
+  /// completes, in stream order, but its handler may run after a later try_receive or
+  /// receive has observed later values: so the model checks that every value taken was
+  /// accepted and is taken once, and (in take_batch) that one receive's values are in
+  /// stream order; and at the end of each channel that every accepted value was taken.
   void take_one(const value& v)
   {
-    if (taken >= accepted.size())
-      violation("a value was taken that was never accepted (or twice)", v.p, v.seq);
-    if (accepted[taken] != std::make_pair(v.p, v.seq))
-      violation("a value out of order, lost or duplicated", v.p, v.seq);
+    const auto key = std::make_pair(v.p, v.seq);
+    if (std::find(accepted.begin(), accepted.end(), key) == accepted.end())
+      violation("a value was taken that was never accepted", v.p, v.seq);
+    if (!taken_set.insert(key).second)
+      violation("a value taken twice", v.p, v.seq);
     if (eof_seen)
       violation("a value after eof", v.p, v.seq);
     ++taken;
+  }
+
+  /// Whether a receive of this channel has started and not run: it may hold values that
+  /// were bound to it and not observed yet.
+  bool a_receive_outstanding(int except = -1) const
+  {
+    for (const auto& [id, o] : ops)
+      if (id != except && o.gen == gen && o.started && !o.done)
+        return true;
+    return false;
+  }
+
+  std::size_t position(const value& v) const
+  {
+    return static_cast<std::size_t>(
+      std::find(accepted.begin(), accepted.end(), std::make_pair(v.p, v.seq))
+      - accepted.begin());
   }
 
   void completed(int id, error_code ec, std::size_t n, const value* v)
@@ -312,18 +338,22 @@ struct harness
     if (r.done)
       violation("a handler ran twice", id);
     r.done = true;
-    if (r.must_abort && ec != asio::error::operation_aborted)
-      violation("a receive pending when its receiver was destroyed did not abort", id);
     if (!ec)
     {
       if (r.many)
       {
+        // Bound when it completed (values queued then, up to the limit): at most what
+        // is queued now.
         const std::size_t queued = accepted.size() - taken;
-        if (n != std::min(r.limit, queued) || n == 0 || r.out->size() != n)
+        if (n > std::min(r.limit, queued) || n == 0 || r.out->size() != n)
           violation("receive_many took a wrong count (C7)", static_cast<long>(n),
             static_cast<long>(std::min(r.limit, queued)));
-        for (const value& x : *r.out)
-          take_one(x);
+        for (std::size_t i = 0; i < r.out->size(); ++i)
+        {
+          if (i != 0 && position((*r.out)[i]) != position((*r.out)[i - 1]) + 1)
+            violation("a batch is not consecutive values of the stream (C2, C7)", id);
+          take_one((*r.out)[i]);
+        }
         r.out->clear();
       }
       else
@@ -336,7 +366,7 @@ struct harness
       violation("a failed receive carried a value", id);
     if (ec == asio::error::eof)
     {
-      if (!closed || taken != accepted.size())
+      if (!closed || (taken != accepted.size() && !a_receive_outstanding(id)))
         violation("eof before the end of the stream", static_cast<long>(taken),
           static_cast<long>(accepted.size()));
       eof_seen = true;
@@ -466,7 +496,8 @@ struct harness
     if (!rx)
       return;
     std::optional<value> v = call([&] { return rx->try_receive(); });
-    if (v.has_value() != (taken < accepted.size()))
+    if (v ? taken >= accepted.size()
+          : taken < accepted.size() && !a_receive_outstanding()) // bound to it, maybe
       violation(v ? "try_receive returned a value when none was queued"
                   : "try_receive returned nothing with a value queued",
         static_cast<long>(taken), static_cast<long>(accepted.size()));
@@ -521,7 +552,7 @@ struct harness
       return;
     for (auto& [id, o] : ops)
       if (o.gen == gen && o.started && !o.done)
-        o.must_abort = o.abortable = true;
+        o.abortable = true; // aborted, unless a send handed it over before
     call([&] { rx.reset(); });
     closed = true;
   }

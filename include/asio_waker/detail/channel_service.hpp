@@ -143,8 +143,11 @@ struct receive_one
   /// A handed-over receive's value, from the state into the operation.
   void take_handed_value(state_type& st) noexcept
   {
-    value = std::move(st.handed_value);
-    st.handed_value.reset();
+    if (st.handed_value) // T need not be assignable
+    {
+      value.emplace(std::move(*st.handed_value));
+      st.handed_value.reset();
+    }
   }
 
   template <typename Handler>
