@@ -237,6 +237,8 @@ public:
 
   void operator()();
 
+  const Handler& handler() const noexcept { return completion_.handler_; }
+
 private:
   receive_completion<Receive, Handler> completion_;
   net::detail::handler_work<Handler, IoExecutor> work_;
@@ -300,8 +302,14 @@ public:
       if (!completion.ec_ && !completion.receive_.bound.done)
       {
         const IoExecutor io_ex = completion.receive_.io_ex;
-        net::dispatch(io_ex, handed_receive_phase<Receive, Handler, IoExecutor>(
-                               std::move(completion), std::move(work)));
+        handed_receive_phase<Receive, Handler, IoExecutor> phase(
+          std::move(completion), std::move(work));
+        // Already where the receiver's calls run when the handler uses the receiver's
+        // executor (the usual case: no hop, no allocation); otherwise go there first.
+        if (net::get_associated_executor(phase.handler(), io_ex) == io_ex)
+          phase();
+        else
+          net::dispatch(io_ex, std::move(phase));
         return;
       }
       net::detail::fenced_block b(net::detail::fenced_block::half);
