@@ -276,13 +276,19 @@ BOOST_AUTO_TEST_CASE(use_future)
   asio::post(
     ctx, [&] { rx.cancel(); }); // the receiver is the consumer's: cancel on its thread
   BOOST_REQUIRE((aborted.wait_for(watchdog) == std::future_status::ready));
-  BOOST_CHECK_THROW(aborted.get(), system_error);
 
   std::future<std::string> end = rx.async_receive(asio::use_future);
   {
     auto last = std::move(tx);
   }
   BOOST_REQUIRE((end.wait_for(watchdog) == std::future_status::ready));
+
+  // The runner drops its promises after their handlers ran; an exception inside a
+  // future is reference-counted in libstdc++, out of TSan's sight, so read the
+  // exceptions only once the runner has finished.
+  guard.reset();
+  runner.join();
+  BOOST_CHECK_THROW(aborted.get(), system_error);
   try
   {
     end.get();
@@ -292,8 +298,6 @@ BOOST_AUTO_TEST_CASE(use_future)
   {
     BOOST_TEST(e.code() == asio::error::eof);
   }
-  guard.reset();
-  runner.join();
 }
 
 #if ASIO_WAKER_TEST_HAS_SPAWN

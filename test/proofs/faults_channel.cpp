@@ -90,6 +90,13 @@ void* allocate(std::size_t n, std::size_t align, bool nothrow)
   return p;
 }
 
+/// Out of line: inlined into a replaced operator delete, std::free on memory that
+/// operator new returned trips g++'s -Wmismatched-new-delete.
+[[gnu::noinline]] void release(void* p) noexcept
+{
+  std::free(p);
+}
+
 /// Arms the calling thread's countdown for a scope, and disarms it after.
 class armed
 {
@@ -146,51 +153,51 @@ void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) n
 }
 void operator delete(void* p) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete[](void* p) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete(void* p, std::size_t) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete[](void* p, std::size_t) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete(void* p, std::align_val_t) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete[](void* p, std::align_val_t) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete(void* p, const std::nothrow_t&) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete[](void* p, const std::nothrow_t&) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept
 {
-  std::free(p);
+  fault::release(p);
 }
 
 using namespace test;

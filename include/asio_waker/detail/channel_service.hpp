@@ -223,6 +223,17 @@ public:
   error_code ec_;
 };
 
+/// Whether two executors are equal; executors of different types never are. (Asio 1.22's
+/// any_io_executor has an operator== for mixed types that does not compile.)
+template <typename Executor1, typename Executor2>
+bool same_executor(const Executor1& a, const Executor2& b) noexcept
+{
+  if constexpr (std::is_same_v<Executor1, Executor2>)
+    return a == b;
+  else
+    return false;
+}
+
 /// A receive that a send handed over takes its values (or parks again) on the
 /// receiver's I/O executor, where the receiver's other calls run, then completes on the
 /// handler's associated executor like any other.
@@ -306,7 +317,7 @@ public:
           std::move(completion), std::move(work));
         // Already where the receiver's calls run when the handler uses the receiver's
         // executor (the usual case: no hop, no allocation); otherwise go there first.
-        if (net::get_associated_executor(phase.handler(), io_ex) == io_ex)
+        if (same_executor(net::get_associated_executor(phase.handler(), io_ex), io_ex))
           phase();
         else
           net::dispatch(io_ex, std::move(phase));
