@@ -28,7 +28,11 @@ message(STATUS "asio_waker: tests built against ${_asio_waker_tested}")
 add_library(asio_waker_dev_options INTERFACE)
 target_compile_options(asio_waker_dev_options INTERFACE
   $<$<CXX_COMPILER_ID:GNU,Clang,AppleClang>:-Wall -Wextra -Wpedantic>
-  $<$<AND:$<BOOL:${ASIO_WAKER_WERROR}>,$<CXX_COMPILER_ID:GNU,Clang,AppleClang>>:-Werror>)
+  $<$<AND:$<BOOL:${ASIO_WAKER_WERROR}>,$<CXX_COMPILER_ID:GNU,Clang,AppleClang>>:-Werror>
+  # g++ 12 flags a coroutine frame's class operator new/delete pair (Asio's awaitable
+  # frames) as mismatched once it inlines the coroutine: GCC PR middle-end/109224.
+  # ASan checks real new/delete mismatches at run time (alloc_dealloc_mismatch).
+  $<$<CXX_COMPILER_ID:GNU>:-Wno-mismatched-new-delete>)
 
 # ---- sanitizers -------------------------------------------------------------
 set(ASIO_WAKER_TEST_ENVIRONMENT "")
