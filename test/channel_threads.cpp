@@ -789,6 +789,70 @@ BOOST_AUTO_TEST_CASE(strand_consumer_with_cancel_and_replace)
   BOOST_TEST_MESSAGE("received " << received << ", aborts " << aborts);
 }
 
+// The receiver's executor is a strand of a two-thread pool, and the consumer calls
+// try_receive from that strand while its coroutine's receives are pending: a receive
+// handed over by a send must take its value inside the strand, not on whichever pool
+// thread dequeued the completion (under TSan: a reported race; otherwise duplicates).
+BOOST_AUTO_TEST_CASE(strand_consumer_polling_between_receives)
+{
+  constexpr int producers = 2, per_producer = 4000;
+  asio::thread_pool pool(2);
+  auto strand = asio::make_strand(pool);
+  auto ch = make_channel<std::uint64_t>(strand);
+  auto& rx = ch.second;
+  std::vector<std::vector<char>> seen(producers, std::vector<char>(per_producer, 0));
+  long duplicates = 0, received = 0; // only touched in the strand
+  std::atomic<bool> done{false};
+  auto take = [&](std::uint64_t v) {
+    char& s = seen[std::size_t(producer_of(v))][std::size_t(seq_of(v))];
+    duplicates += s;
+    s = 1;
+    ++received;
+  };
+
+  std::function<void()> poll = [&] { // holds the strand a while, polling
+    for (int i = 0; i < 64; ++i, std::this_thread::yield())
+      while (auto v = rx.try_receive())
+        take(*v);
+    if (!done)
+      asio::post(strand, poll);
+  };
+  asio::post(strand, poll);
+  asio::co_spawn(
+    strand,
+    [&]() -> asio::awaitable<void> {
+      for (;;)
+      {
+        auto [ec, v] = co_await rx.async_receive(as_tuple(asio::use_awaitable));
+        if (ec)
+          break;
+        take(v);
+      }
+      done = true;
+    },
+    asio::detached);
+
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([tx = ch.first, p] {
+      for (int i = 0; i < per_producer; ++i)
+      {
+        tx.send(tag(p, i));
+        if (i % 16 == 0)
+          std::this_thread::yield();
+      }
+    });
+  {
+    auto gone = std::move(ch.first);
+  }
+  for (auto& t : threads)
+    t.join();
+  BOOST_REQUIRE(spin_until([&] { return done.load(); }));
+  pool.join();
+  BOOST_TEST(duplicates == 0);
+  BOOST_TEST(received == long(producers) * per_producer);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(handlers_elsewhere, *suite_timeout())

@@ -199,6 +199,10 @@ private:
  * @e Shared @e objects: Unsafe. The receiver's functions, and its handlers, run in one
  * logical thread at a time (one thread, or a strand); senders are safe against all of
  * them. Emitting a pending receive's cancellation signal counts as a call of cancel().
+ * A receive that a send handed over takes its values on the receiver's I/O executor
+ * (inside the strand when that executor is a strand) before its handler is dispatched
+ * to the handler's own executor: so when several threads run the context, give the
+ * receiver the strand its calls run on.
  *
  * @par Lifetime
  * The destructor closes the channel: sends fail from then on, and the values nobody

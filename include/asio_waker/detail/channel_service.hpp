@@ -223,13 +223,21 @@ public:
   error_code ec_;
 };
 
-/// Whether two executors are equal; executors of different types never are. (Asio 1.22's
-/// any_io_executor has an operator== for mixed types that does not compile.)
-template <typename Executor1, typename Executor2>
-bool same_executor(const Executor1& a, const Executor2& b) noexcept
+/// Whether every thread that runs the receiver's scheduler also runs its I/O executor, so
+/// that a receive completing there is already where the receiver's calls run: an
+/// io_context's or a thread_pool's executor, alone or in an any_io_executor. Not a strand:
+/// its calls are serialized, and the scheduler thread is outside it.
+template <typename Executor>
+bool scheduler_runs(const Executor& io_ex) noexcept
 {
-  if constexpr (std::is_same_v<Executor1, Executor2>)
-    return a == b;
+  using io_context_executor = net::io_context::executor_type;
+  using thread_pool_executor = net::thread_pool::executor_type;
+  if constexpr (std::is_same_v<Executor, io_context_executor>
+                || std::is_same_v<Executor, thread_pool_executor>)
+    return true;
+  else if constexpr (std::is_same_v<Executor, net::any_io_executor>)
+    return io_ex.template target<io_context_executor>()
+           || io_ex.template target<thread_pool_executor>();
   else
     return false;
 }
@@ -313,11 +321,12 @@ public:
       if (!completion.ec_ && !completion.receive_.bound.done)
       {
         const IoExecutor io_ex = completion.receive_.io_ex;
+        const bool in_place = !(*completion.receive_.state).scheduler || scheduler_runs(io_ex);
         handed_receive_phase<Receive, Handler, IoExecutor> phase(
           std::move(completion), std::move(work));
-        // Already where the receiver's calls run when the handler uses the receiver's
-        // executor (the usual case: no hop, no allocation); otherwise go there first.
-        if (same_executor(net::get_associated_executor(phase.handler(), io_ex), io_ex))
+        // Already on the receiver's executor when its scheduler runs it, or when it ran
+        // this operation itself (no scheduler): no hop, no allocation. A strand: enter it.
+        if (in_place)
           phase();
         else
           net::dispatch(io_ex, std::move(phase));

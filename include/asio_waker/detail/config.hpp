@@ -41,9 +41,11 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/execution/context.hpp>
 #include <asio/execution/executor.hpp>
+#include <asio/io_context.hpp>
 #include <asio/is_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/query.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/version.hpp>
 
 #include <system_error>
@@ -95,9 +97,11 @@ namespace handler_cont_helpers = ::asio_handler_cont_helpers;
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution/executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/is_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/version.hpp>
 #include <boost/system/error_code.hpp>
 
