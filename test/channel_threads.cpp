@@ -719,6 +719,30 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(consumer_on_a_pool, *suite_timeout())
 
+// Each of `producers` threads sends tag(p, 0..per_producer-1) through a copy of `tx`,
+// yielding every `yield_every` sends (the consumer catches up and parks); `tx` is
+// dropped at once, so the stream ends when the last thread is done. Returns after
+// joining them.
+void send_tagged_then_close(
+  sender<std::uint64_t> tx, int producers, int per_producer, int yield_every)
+{
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([tx, p, per_producer, yield_every] {
+      for (int i = 0; i < per_producer; ++i)
+      {
+        tx.send(tag(p, i));
+        if (i % yield_every == 0)
+          std::this_thread::yield();
+      }
+    });
+  {
+    auto gone = std::move(tx);
+  }
+  for (auto& t : threads)
+    t.join();
+}
+
 // The receiver lives on a strand of a thread_pool; producers are plain threads; the
 // consumer also cancels and replaces its own receives. Every value is received exactly
 // once (aborted receives take none).
@@ -766,21 +790,7 @@ BOOST_AUTO_TEST_CASE(strand_consumer_with_cancel_and_replace)
     },
     asio::detached);
 
-  std::vector<std::thread> threads;
-  for (int p = 0; p < producers; ++p)
-    threads.emplace_back([tx = ch.first, p] {
-      for (int i = 0; i < per_producer; ++i)
-      {
-        tx.send(tag(p, i));
-        if (i % 32 == 0)
-          std::this_thread::yield(); // lets the consumer catch up and park
-      }
-    });
-  {
-    auto gone = std::move(ch.first);
-  }
-  for (auto& t : threads)
-    t.join();
+  send_tagged_then_close(std::move(ch.first), producers, per_producer, 32);
   const bool finished = spin_until([&] { return done.load(); });
   BOOST_REQUIRE(finished);
   pool.join();
@@ -832,21 +842,7 @@ BOOST_AUTO_TEST_CASE(strand_consumer_polling_between_receives)
     },
     asio::detached);
 
-  std::vector<std::thread> threads;
-  for (int p = 0; p < producers; ++p)
-    threads.emplace_back([tx = ch.first, p] {
-      for (int i = 0; i < per_producer; ++i)
-      {
-        tx.send(tag(p, i));
-        if (i % 16 == 0)
-          std::this_thread::yield();
-      }
-    });
-  {
-    auto gone = std::move(ch.first);
-  }
-  for (auto& t : threads)
-    t.join();
+  send_tagged_then_close(std::move(ch.first), producers, per_producer, 16);
   BOOST_REQUIRE(spin_until([&] { return done.load(); }));
   pool.join();
   BOOST_TEST(duplicates == 0);

@@ -90,13 +90,6 @@ void* allocate(std::size_t n, std::size_t align, bool nothrow)
   return p;
 }
 
-/// Out of line: inlined into a replaced operator delete, std::free on memory that
-/// operator new returned trips g++'s -Wmismatched-new-delete.
-[[gnu::noinline]] void release(void* p) noexcept
-{
-  std::free(p);
-}
-
 /// Arms the calling thread's countdown for a scope, and disarms it after.
 class armed
 {
@@ -153,51 +146,51 @@ void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) n
 }
 void operator delete(void* p) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete[](void* p) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete(void* p, std::size_t) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete[](void* p, std::size_t) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete(void* p, std::align_val_t) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete[](void* p, std::align_val_t) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete(void* p, const std::nothrow_t&) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete[](void* p, const std::nothrow_t&) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept
 {
-  fault::release(p);
+  std::free(p);
 }
 
 using namespace test;

@@ -256,8 +256,6 @@ public:
 
   void operator()();
 
-  const Handler& handler() const noexcept { return completion_.handler_; }
-
 private:
   receive_completion<Receive, Handler> completion_;
   net::detail::handler_work<Handler, IoExecutor> work_;
@@ -321,7 +319,8 @@ public:
       if (!completion.ec_ && !completion.receive_.bound.done)
       {
         const IoExecutor io_ex = completion.receive_.io_ex;
-        const bool in_place = !(*completion.receive_.state).scheduler || scheduler_runs(io_ex);
+        const bool in_place =
+          !(*completion.receive_.state).scheduler || scheduler_runs(io_ex);
         handed_receive_phase<Receive, Handler, IoExecutor> phase(
           std::move(completion), std::move(work));
         // Already on the receiver's executor when its scheduler runs it, or when it ran
