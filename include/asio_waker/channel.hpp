@@ -449,13 +449,6 @@ private:
     }
   }
 
-  /// A new counted handle for a receive in flight.
-  detail::channel_ref<detail::channel_state<T>> new_ref() const noexcept
-  {
-    state_->add_ref();
-    return detail::channel_ref<detail::channel_state<T>>(state_);
-  }
-
   class initiate_async_receive
   {
   public:
@@ -470,7 +463,7 @@ private:
     {
       net::detail::non_const_lvalue<ReceiveHandler> handler2(handler);
       self_->service_->async_receive(*self_->state_, handler2.value, self_->executor_,
-        detail::receive_one<T, Executor>{self_->new_ref(), self_->executor_, {}, {}, {}});
+        detail::receive_one<T, Executor>{self_->state_, self_->executor_, {}, {}, {}});
     }
 
   private:
@@ -492,7 +485,7 @@ private:
       net::detail::non_const_lvalue<ReceiveHandler> handler2(handler);
       self_->service_->async_receive(*self_->state_, handler2.value, self_->executor_,
         detail::receive_many<T, Container, Executor>{
-          self_->new_ref(), self_->executor_, out, limit, {}, {}});
+          self_->state_, self_->executor_, out, limit, {}, {}});
     }
 
   private:

@@ -12,12 +12,13 @@
 // moves, each a few lines, mirrored here:
 //   send            sender::send:        channel_moves::send(state, value)
 //   drop_sender     sender::reset:       senders.fetch_sub; the last one closes; release()
-//   receive         channel_service::async_receive: add_ref (the receive's handle), a
-//                   receive_slot {op, number, take_for} and channel_moves::start; when the
-//                   operation runs, receive_completion::operator(): aborted -> nothing;
-//                   values bound at its start -> those; handed over -> finish_handed
-//                   (then start_behind), or may_park_again -> a new receive, or aborted;
-//                   then the handle is released. take_for is receive_op::take_for, with
+//   receive         channel_service::async_receive: a receive_slot {op, number,
+//                   take_for} and channel_moves::start (which takes the receive's handle
+//                   if it waits); when the operation runs, receive_op::do_complete and
+//                   handed_receive_phase: aborted -> nothing; values bound at its start
+//                   -> those; handed over -> finish_handed (then start_behind), or
+//                   may_park_again -> a new receive, or aborted; a handed-over receive
+//                   then gives its handle back. take_for is receive_op::take_for, with
 //                   detail::take_values (limit 1) mirrored (it is written against the
 //                   real queue's head_status, and the mutants have their own)
 //   try_receive     basic_receiver::try_receive: resolve; a handed-over receive not yet
@@ -873,7 +874,7 @@ public:
 
   /// receive_op::take_for: into the operation (the consumer owns it) or into the
   /// state's storage for a handed-over receive.
-  static bool take_for(core_type& core, slot_type& r, bool into_op) noexcept
+  static bool take_for(core_type& core, const slot_type& r, bool into_op) noexcept
   {
     auto& w = *static_cast<world*>(current_world());
     auto& state = static_cast<state_type&>(core);
@@ -894,11 +895,7 @@ public:
   }
 
   /// async_receive (one value) and its completion, run to the end.
-  received receive()
-  {
-    st->add_ref(); // the receive's handle
-    return finish(start());
-  }
+  received receive() { return finish(start()); }
 
   /// Runs a started receive's completion (the receiver's io_context), to the end.
   received finish(model_op* op)
@@ -909,7 +906,8 @@ public:
       received r = complete(op);
       if (op)
         return r;
-      op = start(); // parks again: a new receive, the same handle moves along
+      op = start(); // parks again: a new receive, which takes a handle if it waits
+      release_ref(); // then the handed-over one gives its handle back
     }
   }
 
@@ -926,12 +924,13 @@ public:
   /// again.
   received complete(model_op*& op)
   {
-    received r = received::aborted;
     if (op->ec_)
-      r = received::aborted; // aborted: it took nothing
-    else if (op->bound_done) // completed when it started: its values are in it
-      r = invoke(op->bound_count, op->bound_end, op->val);
-    else if (moves::finish_handed(*st, op->number))
+      return received::aborted; // aborted: it took nothing, and holds no handle
+    if (op->bound_done) // completed when it started: its values are in it, no handle
+      return invoke(op->bound_count, op->bound_end, op->val);
+    // Handed over: it holds the handle its wait took.
+    received r = received::aborted;
+    if (moves::finish_handed(*st, op->number))
     {
       const std::size_t count = st->handed_count;
       const bool end = count == 0 && st->handed_ec == asio_waker::net::error::eof;
@@ -1013,11 +1012,7 @@ public:
   void close() { moves::close(*st); }
 
   /// Starts a receive without waiting (a pending async_receive).
-  model_op* start_pending()
-  {
-    st->add_ref();
-    return start();
-  }
+  model_op* start_pending() { return start(); }
 
 
   void drop_receiver()

@@ -120,7 +120,7 @@ struct receive_one
 {
   using state_type = channel_state<T>;
 
-  channel_ref<state_type> state;
+  state_type* state; // a handle on it only while handed over (see handed_receive_phase)
   IoExecutor io_ex;
   std::uint64_t number = 0; // see basic_channel_core::receives_started
   take_result bound{};      // taken into the operation, before it was posted
@@ -173,7 +173,7 @@ struct receive_many
 {
   using state_type = channel_state<T>;
 
-  channel_ref<state_type> state;
+  state_type* state; // a handle on it only while handed over (see handed_receive_phase)
   IoExecutor io_ex;
   Container* out;
   std::size_t limit;
@@ -250,8 +250,9 @@ class handed_receive_phase
 {
 public:
   handed_receive_phase(receive_completion<Receive, Handler>&& completion,
-    net::detail::handler_work<Handler, IoExecutor>&& work)
-    : completion_(std::move(completion)), work_(std::move(work))
+    net::detail::handler_work<Handler, IoExecutor>&& work,
+    channel_ref<typename Receive::state_type>&& handle)
+    : completion_(std::move(completion)), work_(std::move(work)), handle_(std::move(handle))
   {}
 
   void operator()();
@@ -259,6 +260,7 @@ public:
 private:
   receive_completion<Receive, Handler> completion_;
   net::detail::handler_work<Handler, IoExecutor> work_;
+  channel_ref<typename Receive::state_type> handle_; // the one its park took
 };
 
 template <typename Receive, typename Handler, typename IoExecutor>
@@ -276,7 +278,7 @@ public:
 
   /// basic_channel_core::receive_slot::take for this operation.
   static bool take_for(
-    channel_core& core, channel_core::receive_slot& r, bool into_op) noexcept
+    channel_core& core, const channel_core::receive_slot& r, bool into_op) noexcept
   {
     auto& st = static_cast<typename std::decay_t<Receive>::state_type&>(core);
     if (into_op) // the consumer owns the operation
@@ -306,23 +308,30 @@ public:
     // Take ownership of the operation's outstanding work.
     net::detail::handler_work<Handler, IoExecutor> work(std::move(self->work_));
 
-    // Move the handler (and the channel handle) out so that the operation's memory is
-    // given back before the upcall.
+    // Move the handler out so that the operation's memory is given back before the
+    // upcall.
     receive_completion<Receive, Handler> completion(
       self->handler_, self->receive_, self->ec_);
     p.h = net::detail::addressof(completion.handler_);
     p.reset();
 
+    // Neither aborted nor bound at its start: a send handed it over (or, unrun, it was
+    // parked or behind at shutdown). It holds the handle its wait took (channel_moves::
+    // hold), given back when it is done with the state, run or not.
+    const bool handed = !completion.ec_ && !completion.receive_.bound.done;
+    channel_ref<typename Receive::state_type> handle(
+      handed ? completion.receive_.state : nullptr);
+
     // Make the upcall if required.
     if (owner)
     {
-      if (!completion.ec_ && !completion.receive_.bound.done)
+      if (handed)
       {
         const IoExecutor io_ex = completion.receive_.io_ex;
         const bool in_place =
           !(*completion.receive_.state).scheduler || scheduler_runs(io_ex);
         handed_receive_phase<Receive, Handler, IoExecutor> phase(
-          std::move(completion), std::move(work));
+          std::move(completion), std::move(work), std::move(handle));
         // Already on the receiver's executor when its scheduler runs it, or when it ran
         // this operation itself (no scheduler): no hop, no allocation. A strand: enter it.
         if (in_place)
@@ -391,7 +400,7 @@ public:
 
     Receive& r = p.p->receive();
     r.number = st.receives_started + 1; // start() counts it
-    const channel_core::receive_slot slot_entry{
+    channel_core::receive_slot slot_entry{
       p.p, r.number, &op::take_for, r.out_ptr(), r.max_values()};
     p.v = p.p = 0;
     channel_moves::start(st, slot_entry, is_continuation);

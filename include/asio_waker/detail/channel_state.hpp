@@ -51,8 +51,12 @@
 //
 // ## Lifetime
 //
-// `handles` counts the receiver, every sender and every receive in flight; the last one
-// deletes the state, destroying the values nobody took. `senders` counts the senders; the
+// `handles` counts the receiver, every sender and every receive that waits: parked,
+// behind, or handed over and not run yet (hold() takes its handle with its unit of work).
+// Only such a receive uses the state when it runs, perhaps after the receiver is gone; a
+// receive that completes at its start, or that the consumer takes back, holds none (two
+// read-modify-writes less per value in a stream). The last handle deletes the state,
+// destroying the values nobody took. `senders` counts the senders; the
 // last one closes the stream. A sender touches the receiver's scheduler only while it
 // holds a parked receive it took, and `handoffs` counts those moments: the receiver's
 // destruction and its context's shutdown wait for them to end (a few instructions), so a
@@ -134,7 +138,7 @@ public:
     /// Takes up to the receive's limit of values for it, or sees the end of the stream:
     /// into the operation (when the consumer owns it) or into `handed_*` below. Returns
     /// false when there is nothing.
-    bool (*take)(basic_channel_core& st, receive_slot& r, bool into_op) = nullptr;
+    bool (*take)(basic_channel_core& st, const receive_slot& r, bool into_op) = nullptr;
     void* out = nullptr;
     std::size_t limit = 1;
   };
@@ -231,20 +235,26 @@ struct channel_moves
 
   /// The consumer parks `op`, which found nothing (W2 of the handshake, then R2). Returns
   /// false if a send published meanwhile and `op` was taken back: the caller completes
-  /// it (its work is counted). Counts the work of a parked receive unless `counted`.
+  /// it (its work is counted, it holds no handle). A parked receive holds a unit of
+  /// outstanding work and a handle; both are taken here unless `counted`.
   template <typename Core>
   static bool park(Core& st, typename Core::op_type* op, bool counted = false)
   {
-    if (st.scheduler && !counted)
-      st.scheduler->work_started(); // before the word publishes op: a send may post it
+    if (!counted)
+      hold(st); // before the word publishes op: a send may post it
     st.waiter.store(reinterpret_cast<std::uintptr_t>(op), std::memory_order_seq_cst);
     if (!has_result(st.queue.peek(std::memory_order_seq_cst)))
       return true;
     // A send published before it could see us parked: take the receive back (unless a
     // send took it meanwhile, which then hands it over).
     std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(op);
-    return !st.waiter.compare_exchange_strong(
-      mine, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+    if (st.waiter.compare_exchange_strong(
+          mine, 0, std::memory_order_acq_rel, std::memory_order_relaxed))
+    {
+      st.release(); // taken back: it completes bound, without the state
+      return false;
+    }
+    return true;
   }
 
   /// Takes the parked receive back and completes it with operation_aborted. 1 if there
@@ -281,12 +291,13 @@ struct channel_moves
       st.handed_taken = st.handed.take(st, st.handed, false);
   }
 
-  /// Starts receive `r`, whose operation the consumer owns (work not counted yet).
+  /// Starts receive `r`, whose operation the consumer owns (work not counted yet, no
+  /// handle held); r.number is receives_started + 1.
   template <typename Core>
-  static void start(Core& st, typename Core::receive_slot r, bool is_continuation)
+  static void start(Core& st, const typename Core::receive_slot& r, bool is_continuation)
   {
     resolve(st);
-    r.number = ++st.receives_started;
+    ++st.receives_started;
     auto* op = r.op;
     if (st.detached.load(std::memory_order_acquire) != not_detached)
     {
@@ -344,7 +355,11 @@ struct channel_moves
       return;
     typename Core::receive_slot r = std::exchange(st.behind, {});
     if (r.take(st, r, true))
-      return post_deferred(st, r.op);
+    {
+      post_deferred(st, r.op);
+      st.release(); // the handle wait_behind took: a bound receive needs no state
+      return;
+    }
     if (park(st, r.op, true))
       st.parked = r;
     else
@@ -429,9 +444,19 @@ private:
   template <typename Core>
   static void wait_behind(Core& st, const typename Core::receive_slot& r)
   {
-    if (st.scheduler)
-      st.scheduler->work_started(); // as if parked
+    hold(st); // as if parked
     st.behind = r;
+  }
+
+  /// What a receive that waits (parked, behind, handed over) holds: a unit of
+  /// outstanding work and a handle on the state, which a handed-over receive needs when
+  /// it runs, even after the receiver is gone.
+  template <typename Core>
+  static void hold(Core& st) noexcept
+  {
+    if (st.scheduler)
+      st.scheduler->work_started();
+    st.add_ref();
   }
 
   template <typename Core>
@@ -459,11 +484,14 @@ private:
       op->post();
   }
 
+  /// Completes a waiting receive that the consumer took back with operation_aborted;
+  /// the receiver is there, so its handle can go now.
   template <typename Core>
   static void post_aborted(Core& st, typename Core::op_type* op) noexcept
   {
     op->ec_ = net::error::operation_aborted;
     post_deferred(st, op);
+    st.release();
   }
 };
 
