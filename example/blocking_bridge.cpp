@@ -8,11 +8,11 @@
 // when nothing arrives in time it gives up, which cancels its pending wait, and the
 // reader thread is told to stop.
 //
-// usage: producer | blocking_bridge [--timeout-ms MS]     (default 2000)
+// usage: producer | blocking_bridge [TIMEOUT_MS]     (default 2000)
 //
 // Prints "line N: <text>" for every line, then one of
 //   end of input, N lines
-//   no input for MS ms, giving up, N lines
+//   no input for TIMEOUT_MS ms, giving up, N lines
 //   interrupted, N lines                  (SIGINT or SIGTERM)
 // and exits with status 0.
 //
@@ -156,14 +156,12 @@ awaitable<void> print_lines(line_queue& queue, std::chrono::milliseconds patienc
 
 int main(int argc, char* argv[])
 {
-  std::chrono::milliseconds patience(2000);
-  if (argc == 3 && std::string_view(argv[1]) == "--timeout-ms")
-    patience = std::chrono::milliseconds(std::max(1, std::atoi(argv[2])));
-  else if (argc != 1)
+  if (argc > 2)
   {
-    std::cerr << "usage: producer | blocking_bridge [--timeout-ms MS]\n";
+    std::cerr << "usage: producer | blocking_bridge [TIMEOUT_MS]\n";
     return 2;
   }
+  std::chrono::milliseconds patience(argc > 1 ? std::max(1, std::atoi(argv[1])) : 2000);
 
   int stop_pipe[2];
   if (::pipe(stop_pipe) != 0)
@@ -173,6 +171,7 @@ int main(int argc, char* argv[])
   line_queue queue(io);
   std::thread reader(read_lines, std::ref(queue), stop_pipe[0]);
 
+  // SIGINT or SIGTERM cancels the coroutine, and with it its pending wait.
   asio::cancellation_signal cancel;
   bool done = false;
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -196,16 +195,14 @@ int main(int argc, char* argv[])
   ::close(stop_pipe[0]);
   ::close(stop_pipe[1]);
 
-  if (error)
+  try
   {
-    try
-    {
+    if (error)
       std::rethrow_exception(error);
-    }
-    catch (std::exception& e)
-    {
-      std::cerr << "blocking_bridge: " << e.what() << "\n";
-    }
+  }
+  catch (std::exception& e)
+  {
+    std::cerr << "blocking_bridge: " << e.what() << "\n";
     return 1;
   }
 }

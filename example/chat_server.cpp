@@ -2,351 +2,295 @@
 // chat_server.cpp
 // ~~~~~~~~~~~~~~~
 //
-// The classic chat room, with coroutines: every line a client sends goes to every
-// client, and a newcomer first gets the last 100 lines. In addition, a plain
-// std::thread (not running Asio) reads stdin and broadcasts each line it reads as
-// "[server] <line>".
+// Asio's chat server (example/cpp20/coroutines/chat_server.cpp: the classic cpp11 one
+// written with coroutines), with each session's outbox an asio_waker channel. Every
+// line a client sends goes to every client; a newcomer first gets the last 100 lines.
+// Read it next to Asio's; what differs:
 //
-// Each session's outbox is an asio_waker channel. Anyone, on any thread, delivers by
-// sending a line to the outbox; the session's writer coroutine receives every line
-// queued so far in one go (async_receive_many), writes them with one async_write, and
-// waits in the receive when there is nothing left: no lock around the outbox, no lost
-// wake-up. (The usual single-threaded idiom is a deque and a steady_timer that is
-// cancelled to wake the writer; neither can be touched from the stdin thread.)
+// - deliver() sends the line to the session's outbox, where Asio's pushes it onto a
+//   deque and calls timer_.cancel_one() to wake the writer. writer() takes every line
+//   queued so far with one async_receive_many and writes them with one async_write;
+//   with nothing queued, it waits in the receive. No deque, no timer.
+// - A plain std::thread, outside Asio, reads stdin and sends each line, as
+//   "[server] <line>", through a channel of its own to announcer(), which delivers it
+//   to the room. The room is only touched on the io_context's thread: no mutex.
+// - Bad clients: a line must be printable ASCII ("ERR bad request", to the sender
+//   only) and at most max_line bytes ("ERR line too long", then the server closes the
+//   connection). A client more than max_queued lines behind the room gets what was
+//   queued for it, then the server closes the connection.
+// - It listens on 127.0.0.1 only, prints its port as its first line, and exits with
+//   status 0 on SIGINT or SIGTERM.
 //
-// usage: chat_server [--port P] [--write-timeout-ms MS]
-//
-// It listens on 127.0.0.1 (port 0, the default, picks a free port) and prints the port
-// as its first line. Lines must be printable ASCII ("ERR bad request" otherwise) and at
-// most 512 bytes ("ERR line too long", then the connection is closed). A client that
-// does not keep up with the room (its outbox or a write times out) is dropped.
-// SIGINT or SIGTERM stops the server, and exit status is 0.
+// usage: chat_server [PORT]      (default 0: a free port)
 //
 
 #include <asio_waker/channel.hpp>
 #include <boost/asio.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <atomic>
-#include <cerrno>
-#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <deque>
 #include <iostream>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
-#include <stop_token>
 #include <thread>
+#include <utility>
 #include <vector>
-#include <poll.h>
-#include <unistd.h>
 
 namespace asio = boost::asio;
 using asio::awaitable;
-using asio::use_awaitable;
+using asio::co_spawn;
+using asio::detached;
 using asio::ip::tcp;
-using namespace asio::experimental::awaitable_operators;
-using namespace std::chrono_literals;
 
-constexpr auto use_nothrow_awaitable = asio::as_tuple(use_awaitable);
-constexpr std::size_t max_line = 512;    // '\n' included
-constexpr std::size_t max_recent = 100;  // lines replayed to a newcomer
-constexpr std::size_t max_outbox = 1024; // lines queued for one client before it is dropped
+constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t max_line = 512;    // bytes, '\n' included
+constexpr std::size_t max_queued = 1024; // lines in one session's outbox
 
-//------------------------------------------------------------------------------
+//----------------------------------------------------------------------
 
 class chat_participant
 {
 public:
   virtual ~chat_participant() = default;
-  virtual void deliver(const std::string& msg) = 0; // any thread
+  virtual void deliver(const std::string& msg) = 0;
 };
 
 using chat_participant_ptr = std::shared_ptr<chat_participant>;
 
-// Used by the I/O thread and the stdin thread, hence the mutex (it guards the set and the
-// history; the sessions' outboxes need none).
+//----------------------------------------------------------------------
+
 class chat_room
 {
 public:
   void join(chat_participant_ptr participant)
   {
-    std::lock_guard lock(mutex_);
-    for (auto& msg : recent_)
+    participants_.insert(participant);
+    for (const auto& msg : recent_msgs_)
       participant->deliver(msg);
-    participants_.insert(std::move(participant));
   }
 
-  void leave(const chat_participant_ptr& participant)
-  {
-    std::lock_guard lock(mutex_);
-    participants_.erase(participant);
-  }
+  void leave(chat_participant_ptr participant) { participants_.erase(participant); }
 
   void deliver(const std::string& msg)
   {
-    std::lock_guard lock(mutex_);
-    recent_.push_back(msg);
-    while (recent_.size() > max_recent)
-      recent_.pop_front();
-    for (auto& participant : participants_)
+    recent_msgs_.push_back(msg);
+    while (recent_msgs_.size() > max_recent_msgs)
+      recent_msgs_.pop_front();
+
+    for (const auto& participant : participants_)
       participant->deliver(msg);
   }
 
 private:
-  std::mutex mutex_;
   std::set<chat_participant_ptr> participants_;
-  std::deque<std::string> recent_;
+  static constexpr std::size_t max_recent_msgs = 100;
+  std::deque<std::string> recent_msgs_;
 };
 
-//------------------------------------------------------------------------------
+//----------------------------------------------------------------------
 
-awaitable<void> timeout(std::chrono::steady_clock::duration d)
+bool printable(std::string_view line) // without its '\n'
 {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(use_nothrow_awaitable);
+  for (unsigned char c : line)
+    if (c < 0x20 || c > 0x7e)
+      return false;
+  return true;
 }
 
 class chat_session : public chat_participant,
                      public std::enable_shared_from_this<chat_session>
 {
 public:
-  chat_session(tcp::socket socket, chat_room& room, std::chrono::milliseconds write_timeout)
-    : chat_session(asio_waker::make_channel<std::string>(socket.get_executor()),
-      std::move(socket), room, write_timeout)
+  chat_session(tcp::socket socket, chat_room& room)
+    : chat_session(
+      socket, room, asio_waker::make_channel<std::string>(socket.get_executor()))
   {}
 
-  awaitable<void> run()
+  void start()
   {
-    struct membership // leave the room however run() ends, cancellation included
-    {
-      chat_room& room;
-      chat_participant_ptr self;
-      ~membership() { room.leave(self); }
-    } m{room_, shared_from_this()};
-    room_.join(m.self);
+    room_.join(shared_from_this());
 
-    // Whichever finishes first cancels the other; for the writer, that cancels
-    // its pending receive.
-    co_await (reader() || writer());
+    co_spawn(
+      socket_.get_executor(), [self = shared_from_this()] { return self->reader(); },
+      detached);
 
-    if (!last_words_.empty())
-      co_await (send_last_line() || timeout(1s));
+    co_spawn(
+      socket_.get_executor(), [self = shared_from_this()] { return self->writer(); },
+      detached);
   }
 
   void deliver(const std::string& msg) override
   {
-    // send() never blocks, whatever the writer is doing. Past max_outbox queued lines
-    // this client does not keep up with the room: instead of the line, the outbox
-    // gets one empty string (never a chat line, which ends with '\n'), and the writer
-    // gives up when it gets there.
-    if (queued_.fetch_add(1, std::memory_order_relaxed) < max_outbox)
-      outbox_tx_.send(msg);
-    else if (!lagging_.exchange(true, std::memory_order_relaxed))
-      outbox_tx_.send(std::string());
+    if (queued_ == max_queued) // this client does not keep up with the room:
+      outbox_reader_.close();  // the writer sends what is queued, then ends
+    else if (outbox_.send(msg))
+      ++queued_;
   }
 
 private:
   using channel =
     std::pair<asio_waker::sender<std::string>, asio_waker::receiver<std::string>>;
 
-  chat_session(channel outbox, tcp::socket socket, chat_room& room,
-    std::chrono::milliseconds write_timeout)
-    : socket_(std::move(socket)), outbox_tx_(std::move(outbox.first)),
-      outbox_rx_(std::move(outbox.second)), room_(room), write_timeout_(write_timeout)
+  chat_session(tcp::socket& socket, chat_room& room, channel outbox)
+    : socket_(std::move(socket)), room_(room), outbox_(std::move(outbox.first)),
+      outbox_reader_(std::move(outbox.second))
   {}
 
   awaitable<void> reader()
   {
-    std::string input;
-    for (;;)
+    for (std::string read_msg;;)
     {
       auto [ec, n] = co_await asio::async_read_until(
-        socket_, asio::dynamic_buffer(input, max_line), '\n', use_nothrow_awaitable);
-      if (ec == asio::error::not_found)
+        socket_, asio::dynamic_buffer(read_msg, max_line), "\n", nothrow_awaitable);
+      if (ec == asio::error::not_found) // max_line bytes without a '\n'
       {
-        last_words_ = "ERR line too long\n";
-        co_return;
+        deliver("ERR line too long\n");
+        outbox_reader_.close(); // the writer sends that, then shuts down our side
+        co_await drain();
+        break;
       }
       if (ec)
-        co_return;
+        break;
 
-      std::string line = input.substr(0, n);
-      input.erase(0, n);
-      bool printable = true;
-      for (std::size_t i = 0; i + 1 < line.size(); ++i)
-        printable = printable && line[i] >= 0x20 && line[i] <= 0x7e;
-      if (printable)
-        room_.deliver(line);
+      std::string msg = read_msg.substr(0, n);
+      read_msg.erase(0, n);
+      if (printable(std::string_view(msg).substr(0, n - 1)))
+        room_.deliver(msg);
       else
         deliver("ERR bad request\n");
     }
+    stop();
   }
 
   awaitable<void> writer()
   {
-    std::vector<std::string> batch;
+    std::vector<std::string> msgs;
     std::vector<asio::const_buffer> buffers;
     for (;;)
     {
-      // Every line queued so far, or, with the outbox empty, the next one sent.
-      batch.clear();
+      msgs.clear();
       auto [ec, n] =
-        co_await outbox_rx_.async_receive_many(batch, max_outbox, use_nothrow_awaitable);
-      if (ec) // cancelled: the session is ending
+        co_await outbox_reader_.async_receive_many(msgs, max_queued, nothrow_awaitable);
+      if (ec == asio::error::eof) // closed by deliver() or reader(), all lines written:
+      {                           // the client reads them, then the end of the stream
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
         co_return;
-      queued_.fetch_sub(n, std::memory_order_relaxed);
+      }
+      if (ec) // cancelled by stop()
+        co_return;
+      queued_ -= n;
 
       buffers.clear();
-      for (auto& msg : batch)
-      {
-        if (msg.empty()) // from deliver(): this client does not keep up with the room
-          co_return;
+      for (const auto& msg : msgs)
         buffers.push_back(asio::buffer(msg));
-      }
-      auto result = co_await (asio::async_write(socket_, buffers, use_nothrow_awaitable)
-                              || timeout(write_timeout_));
-      if (result.index() == 1 || std::get<0>(std::get<0>(result)))
+      std::tie(ec, n) = co_await asio::async_write(socket_, buffers, nothrow_awaitable);
+      if (ec)
+      {
+        stop();
         co_return;
+      }
     }
   }
 
-  // See offload_server.cpp: write, shut our side, drain, so the client gets the line.
-  awaitable<void> send_last_line()
+  // Reads and drops what the client still sends, until it closes the connection (it
+  // sees ours shut down after the error line). Closing first, with its bytes unread,
+  // would reset the connection, and the client could lose the line.
+  awaitable<void> drain()
   {
-    auto [ec, n] =
-      co_await asio::async_write(socket_, asio::buffer(last_words_), use_nothrow_awaitable);
-    if (ec)
-      co_return;
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
     char sink[4096];
-    for (std::size_t total = 0; total < 1024 * 1024; total += n)
+    for (std::size_t total = 0; total < 64 * 1024;)
     {
-      std::tie(ec, n) =
-        co_await socket_.async_read_some(asio::buffer(sink), use_nothrow_awaitable);
+      auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(sink), nothrow_awaitable);
       if (ec)
         break;
+      total += n;
     }
+  }
+
+  void stop()
+  {
+    room_.leave(shared_from_this());
+    socket_.close();
+    outbox_reader_.cancel();
   }
 
   tcp::socket socket_;
-  asio_waker::sender<std::string> outbox_tx_;   // deliver(), any thread
-  asio_waker::receiver<std::string> outbox_rx_; // writer()
-  std::atomic<std::size_t> queued_{0};          // lines sent and not yet received
-  std::atomic<bool> lagging_{false};
   chat_room& room_;
-  std::chrono::milliseconds write_timeout_;
-  std::string last_words_;
+  asio_waker::sender<std::string> outbox_;          // deliver()
+  asio_waker::receiver<std::string> outbox_reader_; // writer()
+  std::size_t queued_ = 0;                          // lines in the outbox
 };
 
-//------------------------------------------------------------------------------
+//----------------------------------------------------------------------
 
-awaitable<void> listener(tcp::acceptor& acceptor, chat_room& room,
-  std::list<asio::cancellation_signal>& sessions, std::chrono::milliseconds write_timeout)
+awaitable<void> listener(tcp::acceptor acceptor, chat_room& room)
 {
-  auto ex = acceptor.get_executor();
-  while (acceptor.is_open())
+  for (;;)
   {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow_awaitable);
-    if (ec == asio::error::operation_aborted)
+    std::make_shared<chat_session>(
+      co_await acceptor.async_accept(asio::use_awaitable), room)
+      ->start();
+  }
+}
+
+// On the io_context's thread: passes each line from the stdin thread to the room.
+awaitable<void> announcer(asio_waker::receiver<std::string> announcements, chat_room& room)
+{
+  for (;;)
+  {
+    auto [ec, msg] = co_await announcements.async_receive(nothrow_awaitable);
+    if (ec) // eof: the end of stdin
       co_return;
-    if (ec) // e.g. out of file descriptors: back off rather than spin
-    {
-      co_await timeout(100ms);
-      continue;
-    }
-    auto session = std::make_shared<chat_session>(std::move(socket), room, write_timeout);
-    auto it = sessions.emplace(sessions.end());
-    asio::co_spawn(ex, session->run(),
-      asio::bind_cancellation_slot(it->slot(), [ex, &sessions, it](std::exception_ptr) {
-        // co_spawn still uses the slot while it unwinds: erase the signal later.
-        asio::post(ex, [&sessions, it] { sessions.erase(it); });
-      }));
+    room.deliver(msg);
   }
 }
 
-// The thread outside Asio: broadcasts every line of stdin. It polls so that it can
-// notice a stop request within 100 ms, as a blocked read() cannot be interrupted portably.
-void announcer(std::stop_token stop, chat_room& room)
+// The thread outside Asio, with blocking reads. When it returns, its sender goes, and
+// with it the stream: announcer() gets eof.
+void read_stdin(asio_waker::sender<std::string> announcements)
 {
-  std::string pending;
-  char buf[1024];
-  while (!stop.stop_requested())
-  {
-    pollfd pfd{STDIN_FILENO, POLLIN, 0};
-    int ready = ::poll(&pfd, 1, 100);
-    if (ready < 0 && errno != EINTR)
-      return;
-    if (ready <= 0)
-      continue;
-    ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) // end of input: the room goes on without announcements
-      return;
-    pending.append(buf, static_cast<std::size_t>(n));
-    for (std::size_t end; (end = pending.find('\n')) != std::string::npos;
-         pending.erase(0, end + 1))
-      room.deliver("[server] " + pending.substr(0, end + 1));
-    if (pending.size() > max_line)
-      pending.clear();
-  }
+  for (std::string line; std::getline(std::cin, line);)
+    if (!announcements.send("[server] " + line + "\n"))
+      return; // the server has stopped
 }
 
-int usage()
-{
-  std::cerr << "usage: chat_server [--port P] [--write-timeout-ms MS]\n";
-  return 2;
-}
+//----------------------------------------------------------------------
 
 int main(int argc, char* argv[])
 {
-  unsigned short port = 0;
-  std::chrono::milliseconds write_timeout = 5s;
-  for (int i = 1; i + 1 < argc; i += 2)
-  {
-    std::string_view flag = argv[i];
-    if (flag == "--port")
-      port = static_cast<unsigned short>(std::atoi(argv[i + 1]));
-    else if (flag == "--write-timeout-ms")
-      write_timeout = std::chrono::milliseconds(std::max(1, std::atoi(argv[i + 1])));
-    else
-      return usage();
-  }
-  if (argc % 2 == 0)
-    return usage();
-
   try
   {
-    chat_room room; // outlives the sessions and the announcer
-    std::list<asio::cancellation_signal> sessions;
-    asio::io_context io;
-    tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), port});
+    if (argc > 2)
+    {
+      std::cerr << "usage: chat_server [PORT]\n";
+      return 2;
+    }
+    auto port = static_cast<unsigned short>(argc > 1 ? std::atoi(argv[1]) : 0);
 
-    asio::co_spawn(
-      io, listener(acceptor, room, sessions, write_timeout), [](std::exception_ptr e) {
-        if (e)
-          std::rethrow_exception(e);
-      });
+    asio::io_context io_context(1);
+    chat_room room; // destroyed before io_context, with its hold on the sessions
 
-    std::jthread stdin_thread(
-      announcer, std::ref(room)); // stopped and joined when destroyed
-
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code, int) {
-      stdin_thread.request_stop();
-      acceptor.close();
-      for (auto& s : sessions)
-        s.emit(asio::cancellation_type::terminal);
+    tcp::acceptor acceptor(io_context, {asio::ip::address_v4::loopback(), port});
+    auto endpoint = acceptor.local_endpoint();
+    co_spawn(io_context, listener(std::move(acceptor), room), [](std::exception_ptr e) {
+      if (e)
+        std::rethrow_exception(e); // out of io_context.run()
     });
 
-    // Ready, SIGTERM handling included: tell the port.
-    std::cout << acceptor.local_endpoint().port() << std::endl;
+    asio::signal_set signals(io_context, SIGINT, SIGTERM);
+    signals.async_wait([&](auto, auto) { io_context.stop(); });
+    std::cout << endpoint.port() << std::endl; // ready, SIGTERM included
 
-    io.run(); // returns once the listener and every session have finished
+    auto [announcements, announcements_reader] =
+      asio_waker::make_channel<std::string>(io_context);
+    co_spawn(io_context, announcer(std::move(announcements_reader), room), detached);
+    // Detached: a blocking read cannot be interrupted portably. The thread may outlive
+    // the server; its send() then returns false.
+    std::thread(read_stdin, std::move(announcements)).detach();
+
+    io_context.run();
   }
   catch (std::exception& e)
   {

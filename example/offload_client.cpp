@@ -2,9 +2,10 @@
 // offload_client.cpp
 // ~~~~~~~~~~~~~~~~~~
 //
-// Load generator for offload_server and spawn_server. Opens N connections to
-// 127.0.0.1:P, each sending one request at a time for T seconds, checks every reply
-// byte for byte, and prints one summary line:
+// A load generator for offload_server, spawn_server and bench/handoff_server: a tool,
+// it does not use asio_waker. Opens N connections to 127.0.0.1:P, each sending one
+// request at a time for T seconds, checks every reply byte for byte, and prints one
+// summary line:
 //
 //   connections 4  seconds 2.00  requests 31022  req/s 15511  p50 231 us  p99 604 us  max 3170 us  errors 0
 //
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 #include "offload_protocol.hpp"
@@ -61,74 +63,100 @@ awaitable<void> connection(tcp::endpoint server, int id, std::uint64_t rounds,
   }
 }
 
-int usage()
-{
-  std::cerr
-    << "usage: offload_client --port P [--connections N] [--seconds T] [--rounds R]\n";
-  return 2;
-}
-
-int main(int argc, char* argv[])
+struct options
 {
   unsigned short port = 0;
   int connections = 4;
   double seconds = 2.0;
   std::uint64_t rounds = 2000;
+};
+
+std::optional<options> parse_args(int argc, char* argv[])
+{
+  options o;
   for (int i = 1; i + 1 < argc; i += 2)
   {
     std::string_view flag = argv[i];
     if (flag == "--port")
-      port = static_cast<unsigned short>(std::atoi(argv[i + 1]));
+      o.port = static_cast<unsigned short>(std::atoi(argv[i + 1]));
     else if (flag == "--connections")
-      connections = std::atoi(argv[i + 1]);
+      o.connections = std::atoi(argv[i + 1]);
     else if (flag == "--seconds")
-      seconds = std::atof(argv[i + 1]);
+      o.seconds = std::atof(argv[i + 1]);
     else if (flag == "--rounds")
-      rounds = std::strtoull(argv[i + 1], nullptr, 10);
+      o.rounds = std::strtoull(argv[i + 1], nullptr, 10);
     else
-      return usage();
+      return std::nullopt;
   }
-  if (argc % 2 == 0 || port == 0 || connections < 1 || connections > 1000
-      || !(seconds > 0 && seconds <= 3600) || rounds < 1 || rounds > offload::max_rounds)
-    return usage();
+  if (argc % 2 == 0 || o.port == 0 || o.connections < 1 || o.connections > 1000
+      || !(o.seconds > 0 && o.seconds <= 3600) || o.rounds < 1
+      || o.rounds > offload::max_rounds)
+    return std::nullopt;
+  return o;
+}
+
+void print_summary(int connections, std::chrono::duration<double> elapsed,
+  std::vector<clock_type::duration>& latencies, std::size_t errors)
+{
+  std::sort(latencies.begin(), latencies.end());
+  auto us = [&](double q) -> long long {
+    if (latencies.empty())
+      return 0;
+    auto i = std::min(latencies.size() - 1,
+      static_cast<std::size_t>(q * static_cast<double>(latencies.size())));
+    return std::chrono::duration_cast<std::chrono::microseconds>(latencies[i]).count();
+  };
+  std::printf("connections %d  seconds %.2f  requests %zu  req/s %.0f  "
+              "p50 %lld us  p99 %lld us  max %lld us  errors %zu\n",
+    connections, elapsed.count(), latencies.size(),
+    static_cast<double>(latencies.size()) / elapsed.count(), us(0.50), us(0.99), us(1.0),
+    errors);
+  std::fflush(stdout);
+}
+
+int main(int argc, char* argv[])
+{
+  auto o = parse_args(argc, argv);
+  if (!o)
+  {
+    std::cerr
+      << "usage: offload_client --port P [--connections N] [--seconds T] [--rounds R]\n";
+    return 2;
+  }
 
   asio::io_context io;
-  tcp::endpoint server(asio::ip::address_v4::loopback(), port);
+  tcp::endpoint server(asio::ip::address_v4::loopback(), o->port);
   auto start = clock_type::now();
   auto deadline = start
                   + std::chrono::duration_cast<clock_type::duration>(
-                    std::chrono::duration<double>(seconds));
+                    std::chrono::duration<double>(o->seconds));
 
   stats st;
   int failed = 0;
-  int running = connections;
+  int running = o->connections;
 
   // A server that stops answering must not hang the client.
   bool timed_out = false;
   asio::steady_timer watchdog(io, deadline + std::chrono::seconds(5));
   watchdog.async_wait([&](boost::system::error_code ec) {
-    if (!ec)
-    {
-      timed_out = true;
+    timed_out = !ec;
+    if (timed_out)
       io.stop();
-    }
   });
 
-  for (int id = 0; id < connections; ++id)
+  for (int id = 0; id < o->connections; ++id)
   {
     asio::co_spawn(
-      io, connection(server, id, rounds, deadline, st), [&](std::exception_ptr e) {
-        if (e)
+      io, connection(server, id, o->rounds, deadline, st), [&](std::exception_ptr e) {
+        try
         {
-          try
-          {
+          if (e)
             std::rethrow_exception(e);
-          }
-          catch (std::exception& ex)
-          {
-            if (failed++ < 5)
-              std::cerr << "offload_client: connection failed: " << ex.what() << "\n";
-          }
+        }
+        catch (std::exception& ex)
+        {
+          if (failed++ < 5)
+            std::cerr << "offload_client: connection failed: " << ex.what() << "\n";
         }
         if (--running == 0)
           watchdog.cancel();
@@ -136,23 +164,9 @@ int main(int argc, char* argv[])
   }
   io.run();
 
-  std::chrono::duration<double> elapsed = clock_type::now() - start;
-  auto& lat = st.latencies;
-  std::sort(lat.begin(), lat.end());
-  auto us = [&](double q) -> long long {
-    if (lat.empty())
-      return 0;
-    auto i = std::min(
-      lat.size() - 1, static_cast<std::size_t>(q * static_cast<double>(lat.size())));
-    return std::chrono::duration_cast<std::chrono::microseconds>(lat[i]).count();
-  };
-  std::printf("connections %d  seconds %.2f  requests %zu  req/s %.0f  "
-              "p50 %lld us  p99 %lld us  max %lld us  errors %zu\n",
-    connections, elapsed.count(), lat.size(),
-    static_cast<double>(lat.size()) / elapsed.count(), us(0.50), us(0.99),
-    lat.empty() ? 0 : us(1.0), st.errors + static_cast<std::size_t>(failed));
-  std::fflush(stdout);
+  print_summary(o->connections, clock_type::now() - start, st.latencies,
+    st.errors + static_cast<std::size_t>(failed));
   if (timed_out)
     std::cerr << "offload_client: the server stopped answering\n";
-  return timed_out || failed || st.errors || lat.empty() ? 1 : 0;
+  return timed_out || failed || st.errors || st.latencies.empty() ? 1 : 0;
 }

@@ -2,26 +2,23 @@
 // offload_server.cpp
 // ~~~~~~~~~~~~~~~~~~
 //
-// A TCP server for the line protocol in offload_protocol.hpp. Every connection is a
-// coroutine on one io_context thread; the CPU-heavy part of a request runs on a
-// thread_pool, and the coroutine co_awaits the result through an atomic_waker.
+// A TCP server whose requests are CPU-heavy (the line protocol in offload_protocol.hpp).
+// Every connection is a coroutine on one io_context thread. It hands the heavy part of
+// each request to a thread_pool, then co_awaits the reply through an
+// asio_waker::atomic_waker, as it would await a socket; the worker writes the reply and
+// wakes it.
 //
-// usage: offload_server [--port P] [--threads N] [--handoff waker|timer|channel]
-//                       [--write-timeout-ms MS]
+// usage: offload_server [PORT [THREADS [WRITE_TIMEOUT_MS]]]
+//        defaults: 0 (a free port), one worker thread per core, 5000
 //
-// It listens on 127.0.0.1 (port 0, the default, picks a free port) and prints the port
-// as its first line. SIGINT or SIGTERM stops it: no more accepts, every session and its
-// pending wait cancelled, the workers joined, exit status 0.
-//
-// --handoff picks how a finished job gets back to its session, so that one binary can
-// compare the waker with the two usual alternatives: the steady_timer idiom and
-// experimental::concurrent_channel.
+// It listens on 127.0.0.1 and prints its port as its first line. SIGINT or SIGTERM
+// stops it: no more accepts, every session and its pending wait cancelled, the workers
+// joined, exit status 0. offload_client drives it.
 //
 
 #include <asio_waker.hpp>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -34,126 +31,52 @@
 
 namespace asio = boost::asio;
 using asio::awaitable;
-using asio::use_awaitable;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 using namespace std::chrono_literals;
 
-constexpr auto use_nothrow_awaitable = asio::as_tuple(use_awaitable);
+constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
-//------------------------------------------------------------------------------
-// How a reply computed on a worker thread gets back to its session.
-//
-// A session owns one handoff object, shared with the job it has queued: the job may
-// outlive the session (the client left, or the server is stopping and has cancelled
-// the wait), and the worker must still have somewhere to write.
-
-// The waker. The worker fills the slot, then wakes; the wait completes after the wake
-// (release/acquire), so the coroutine reads the slot without a lock.
-struct waker_handoff
+// Where a worker leaves a session's reply. Shared with the job, which may outlive the
+// session (the client left, or the server is stopping) and must still have somewhere
+// to write.
+struct handoff
 {
-  explicit waker_handoff(const asio::any_io_executor& ex) : waker(ex) {}
-
-  static void complete(const std::shared_ptr<waker_handoff>& self, std::string reply)
-  {
-    self->slot = std::move(reply);
-    self->waker.wake();
-  }
-
-  awaitable<std::string> wait()
-  {
-    co_await waker.async_wait(use_awaitable);
-    co_return std::move(slot);
-  }
+  explicit handoff(const asio::any_io_executor& ex) : waker(ex) {}
 
   asio_waker::atomic_waker waker;
-  std::string slot;
+  std::string reply; // written by the worker before wake(), read after the wait
 };
-
-// The steady_timer idiom: a timer that never expires is cancelled to wake its waiter.
-// A timer is not thread-safe, so the worker must post the cancel to the session's
-// executor, and a flag is needed for a cancel that runs before the wait starts.
-struct timer_handoff
-{
-  explicit timer_handoff(const asio::any_io_executor& ex) : timer(ex) {}
-
-  static void complete(const std::shared_ptr<timer_handoff>& self, std::string reply)
-  {
-    asio::post(self->timer.get_executor(), [self, reply = std::move(reply)]() mutable {
-      self->slot = std::move(reply);
-      self->done = true;
-      self->timer.cancel();
-    });
-  }
-
-  awaitable<std::string> wait()
-  {
-    timer.expires_at(asio::steady_timer::time_point::max());
-    while (!done)
-      co_await timer.async_wait(use_nothrow_awaitable);
-    done = false;
-    co_return std::move(slot);
-  }
-
-  asio::steady_timer timer;
-  bool done = false;
-  std::string slot;
-};
-
-// A channel of capacity 1: thread-safe, but a heavier machine for a single handoff.
-struct channel_handoff
-{
-  explicit channel_handoff(const asio::any_io_executor& ex) : channel(ex, 1) {}
-
-  static void complete(const std::shared_ptr<channel_handoff>& self, std::string reply)
-  {
-    self->channel.try_send(boost::system::error_code{}, std::move(reply));
-  }
-
-  awaitable<std::string> wait() { co_return co_await channel.async_receive(use_awaitable); }
-
-  asio::experimental::concurrent_channel<void(boost::system::error_code, std::string)>
-    channel;
-};
-
-//------------------------------------------------------------------------------
 
 awaitable<void> timeout(std::chrono::steady_clock::duration d)
 {
   asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(use_nothrow_awaitable);
+  co_await timer.async_wait(nothrow_awaitable);
 }
 
-// Sends a last line and closes. Closing with unread request bytes still queued would
-// make the kernel reset the connection, and the client could lose the error line; so
-// shut our side, then drain what the client still sends (bounded by the caller's timeout).
+// Writes a last line before the session closes the connection. Closing with request
+// bytes unread would make the kernel reset the connection, and the client could lose
+// the line: so shut our side, then read what the client still sends until it closes.
 awaitable<void> send_last_line(tcp::socket& socket, std::string_view line)
 {
-  auto [ec, n] =
-    co_await asio::async_write(socket, asio::buffer(line), use_nothrow_awaitable);
-  if (ec)
-    co_return;
-  socket.shutdown(tcp::socket::shutdown_send, ec);
+  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(line), nothrow_awaitable);
+  if (!ec)
+    socket.shutdown(tcp::socket::shutdown_send, ec);
   char sink[4096];
-  for (std::size_t total = 0; total < 1024 * 1024; total += n)
-  {
+  while (!ec)
     std::tie(ec, n) =
-      co_await socket.async_read_some(asio::buffer(sink), use_nothrow_awaitable);
-    if (ec)
-      break;
-  }
+      co_await socket.async_read_some(asio::buffer(sink), nothrow_awaitable);
 }
 
-template <typename Handoff>
 awaitable<void> session(
   tcp::socket socket, asio::thread_pool& pool, std::chrono::milliseconds write_timeout)
 {
-  auto handoff = std::make_shared<Handoff>(socket.get_executor());
+  auto shared = std::make_shared<handoff>(socket.get_executor());
   std::string input;
   for (;;)
   {
     auto [ec, n] = co_await asio::async_read_until(
-      socket, asio::dynamic_buffer(input, offload::max_line), '\n', use_nothrow_awaitable);
+      socket, asio::dynamic_buffer(input, offload::max_line), '\n', nothrow_awaitable);
     if (ec == asio::error::not_found) // max_line bytes without a '\n'
     {
       co_await (send_last_line(socket, offload::line_too_long) || timeout(1s));
@@ -162,43 +85,41 @@ awaitable<void> session(
     if (ec) // end of file, connection reset, or the server is stopping
       co_return;
 
-    std::string reply;
+    std::string reply(offload::bad_request);
     if (auto request = offload::parse_request(std::string_view(input).substr(0, n - 1)))
     {
-      asio::post(pool, [handoff, request = std::move(*request)] {
-        Handoff::complete(
-          handoff, offload::format_reply(
-                     offload::digest(request.text, request.rounds), request.text));
+      asio::post(pool, [shared, request = std::move(*request)] {
+        shared->reply = offload::format_reply(
+          offload::digest(request.text, request.rounds), request.text);
+        shared->waker.wake(); // a release: the woken session sees the reply
       });
-      reply = co_await handoff->wait();
-    }
-    else
-    {
-      reply = offload::bad_request;
+      auto [aborted] = co_await shared->waker.async_wait(nothrow_awaitable);
+      if (aborted) // the server is stopping
+        co_return;
+      reply = std::move(shared->reply);
     }
     input.erase(0, n);
 
-    // A client that sends requests but never reads its replies would hold this
-    // session (and its buffers) forever: give each write a deadline.
-    auto result =
-      co_await (asio::async_write(socket, asio::buffer(reply), use_nothrow_awaitable)
+    // A client that sends requests but never reads the replies must not hold the
+    // session forever: each write has a deadline.
+    auto written =
+      co_await (asio::async_write(socket, asio::buffer(reply), nothrow_awaitable)
                 || timeout(write_timeout));
-    if (result.index() == 1 || std::get<0>(std::get<0>(result)))
+    if (written.index() == 1 || std::get<0>(std::get<0>(written)))
       co_return;
   }
 }
 
-// Accepts until the acceptor is closed. Every session gets a cancellation signal of its
-// own, kept in `sessions` so that stopping the server can cancel whatever it awaits.
-template <typename Handoff>
+// Accepts until the acceptor is closed. Each session gets a cancellation signal of its
+// own, kept in `sessions`, so that stopping the server can cancel whatever it awaits.
 awaitable<void> listener(tcp::acceptor& acceptor, asio::thread_pool& pool,
-  std::list<asio::cancellation_signal>& sessions, std::chrono::milliseconds write_timeout)
+  std::chrono::milliseconds write_timeout, std::list<asio::cancellation_signal>& sessions)
 {
   auto ex = acceptor.get_executor();
-  while (acceptor.is_open())
+  for (;;)
   {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow_awaitable);
-    if (ec == asio::error::operation_aborted)
+    auto [ec, socket] = co_await acceptor.async_accept(nothrow_awaitable);
+    if (ec == asio::error::operation_aborted) // the server is stopping
       co_return;
     if (ec) // e.g. out of file descriptors: back off rather than spin
     {
@@ -206,7 +127,7 @@ awaitable<void> listener(tcp::acceptor& acceptor, asio::thread_pool& pool,
       continue;
     }
     auto it = sessions.emplace(sessions.end());
-    asio::co_spawn(ex, session<Handoff>(std::move(socket), pool, write_timeout),
+    asio::co_spawn(ex, session(std::move(socket), pool, write_timeout),
       asio::bind_cancellation_slot(it->slot(), [ex, &sessions, it](std::exception_ptr) {
         // co_spawn still uses the slot while it unwinds: erase the signal later.
         asio::post(ex, [&sessions, it] { sessions.erase(it); });
@@ -214,58 +135,26 @@ awaitable<void> listener(tcp::acceptor& acceptor, asio::thread_pool& pool,
   }
 }
 
-int usage()
-{
-  std::cerr << "usage: offload_server [--port P] [--threads N] "
-               "[--handoff waker|timer|channel] [--write-timeout-ms MS]\n";
-  return 2;
-}
-
 int main(int argc, char* argv[])
 {
-  unsigned short port = 0;
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::string handoff = "waker";
-  std::chrono::milliseconds write_timeout = 5s;
-  for (int i = 1; i + 1 < argc; i += 2)
+  if (argc > 4)
   {
-    std::string_view flag = argv[i];
-    if (flag == "--port")
-      port = static_cast<unsigned short>(std::atoi(argv[i + 1]));
-    else if (flag == "--threads")
-      threads = static_cast<unsigned>(std::max(1, std::atoi(argv[i + 1])));
-    else if (flag == "--handoff")
-      handoff = argv[i + 1];
-    else if (flag == "--write-timeout-ms")
-      write_timeout = std::chrono::milliseconds(std::max(1, std::atoi(argv[i + 1])));
-    else
-      return usage();
+    std::cerr << "usage: offload_server [PORT [THREADS [WRITE_TIMEOUT_MS]]]\n";
+    return 2;
   }
-  if (argc % 2 == 0 || (handoff != "waker" && handoff != "timer" && handoff != "channel"))
-    return usage();
+  auto port = static_cast<unsigned short>(argc > 1 ? std::atoi(argv[1]) : 0);
+  int threads = argc > 2 ? std::atoi(argv[2]) : 0;
+  std::chrono::milliseconds write_timeout(argc > 3 ? std::atoi(argv[3]) : 5000);
+  if (threads < 1)
+    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   try
   {
-    std::list<asio::cancellation_signal> sessions; // outlives the coroutines that use it
+    std::list<asio::cancellation_signal> sessions; // outlives the coroutines using it
     asio::io_context io;
+    asio::thread_pool pool(threads); // joined before io goes: its jobs wake io's sessions
     tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), port});
-
-    asio::thread_pool pool(
-      threads); // joined or destroyed before io: its jobs wake io's coroutines
-
-    auto rethrow = [](std::exception_ptr e) {
-      if (e)
-        std::rethrow_exception(e);
-    };
-    if (handoff == "waker")
-      asio::co_spawn(
-        io, listener<waker_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
-    else if (handoff == "timer")
-      asio::co_spawn(
-        io, listener<timer_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
-    else
-      asio::co_spawn(
-        io, listener<channel_handoff>(acceptor, pool, sessions, write_timeout), rethrow);
+    asio::co_spawn(io, listener(acceptor, pool, write_timeout, sessions), asio::detached);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) {
@@ -274,9 +163,7 @@ int main(int argc, char* argv[])
         s.emit(asio::cancellation_type::terminal);
     });
 
-    // Ready, SIGTERM handling included: tell the port.
-    std::cout << acceptor.local_endpoint().port() << std::endl;
-
+    std::cout << acceptor.local_endpoint().port() << std::endl; // ready, SIGTERM included
     io.run(); // returns once the listener and every session have finished
     pool.join();
   }

@@ -6,11 +6,12 @@
 // yield_context (Boost.Context). A session hands each request to a thread_pool and waits
 // for the reply with waker.async_wait(yield), exactly as it would wait for a socket.
 //
-// usage: spawn_server [--port P] [--threads N] [--write-timeout-ms MS]
+// usage: spawn_server [PORT [THREADS [WRITE_TIMEOUT_MS]]]
+//        defaults: 0 (a free port), one worker thread per core, 5000
 //
-// It listens on 127.0.0.1 (port 0, the default, picks a free port) and prints the port
-// as its first line. SIGINT or SIGTERM stops it: the acceptor and every socket are
-// closed and every pending wait is cancelled with atomic_waker::cancel(); exit status 0.
+// It listens on 127.0.0.1 and prints its port as its first line. SIGINT or SIGTERM
+// stops it: the acceptor and every socket are closed and every pending wait is
+// cancelled with atomic_waker::cancel(); exit status 0.
 //
 
 #include <asio_waker.hpp>
@@ -48,7 +49,7 @@ struct session_handle
 
 struct server
 {
-  server(asio::io_context& io, unsigned short port, unsigned threads,
+  server(asio::io_context& io, unsigned short port, int threads,
     std::chrono::milliseconds write_timeout)
     : acceptor(io, {asio::ip::address_v4::loopback(), port}), pool(threads),
       write_timeout(write_timeout)
@@ -110,37 +111,17 @@ struct server
         *socket, asio::dynamic_buffer(input, offload::max_line), '\n', yield[ec]);
       if (ec == asio::error::not_found) // max_line bytes without a '\n'
       {
-        // Write the error, shut our side, and drain what the client still sends
-        // (for at most a second): closing with unread data would reset the
-        // connection, and the client could lose the error line.
         arm(1s);
-        asio::async_write(*socket, asio::buffer(offload::line_too_long), yield[ec]);
-        socket->shutdown(tcp::socket::shutdown_send, ec);
-        char sink[4096];
-        for (int i = 0; i < 256 && !ec; ++i)
-          socket->async_read_some(asio::buffer(sink), yield[ec]);
+        send_last_line(*socket, offload::line_too_long, yield);
         return;
       }
       if (ec || stopping)
         return;
 
-      std::string reply;
-      if (auto request = offload::parse_request(std::string_view(input).substr(0, n - 1)))
-      {
-        asio::post(pool, [shared, request = std::move(*request)] {
-          shared->reply = offload::format_reply(
-            offload::digest(request.text, request.rounds), request.text);
-          shared->waker.wake();
-        });
-        shared->waker.async_wait(yield[ec]);
-        if (ec) // operation_aborted: the server is stopping
-          return;
-        reply = std::move(shared->reply);
-      }
-      else
-      {
-        reply = offload::bad_request;
-      }
+      std::string reply =
+        handle_request(std::string_view(input).substr(0, n - 1), shared, yield, ec);
+      if (ec) // operation_aborted: the server is stopping
+        return;
       input.erase(0, n);
 
       // A client that never reads must not hold the session forever.
@@ -149,6 +130,40 @@ struct server
       if (deadline.cancel() == 0 || ec)
         return;
     }
+  }
+
+  // The reply to one request line. The digest is computed on the pool while this
+  // coroutine waits for the waker, exactly as it would wait for a socket.
+  std::string handle_request(std::string_view line, const std::shared_ptr<handoff>& shared,
+    asio::yield_context yield, boost::system::error_code& ec)
+  {
+    auto request = offload::parse_request(line);
+    if (!request)
+      return std::string(offload::bad_request);
+    asio::post(pool, [shared, request = std::move(*request)] {
+      shared->reply =
+        offload::format_reply(offload::digest(request.text, request.rounds), request.text);
+      shared->waker.wake();
+    });
+    shared->waker.async_wait(yield[ec]);
+    if (ec) // cancelled: the worker may still be writing the reply
+      return {};
+    return std::move(shared->reply);
+  }
+
+  // Writes the error, shuts our side, and drains what the client still sends (until
+  // the caller's deadline closes the socket): closing with unread data would reset
+  // the connection, and the client could lose the error line.
+  static void send_last_line(
+    tcp::socket& socket, std::string_view line, asio::yield_context yield)
+  {
+    boost::system::error_code ec;
+    asio::async_write(socket, asio::buffer(line), yield[ec]);
+    if (!ec)
+      socket.shutdown(tcp::socket::shutdown_send, ec);
+    char sink[4096];
+    while (!ec)
+      socket.async_read_some(asio::buffer(sink), yield[ec]);
   }
 
   void stop()
@@ -169,31 +184,18 @@ struct server
   bool stopping = false;
 };
 
-int usage()
-{
-  std::cerr << "usage: spawn_server [--port P] [--threads N] [--write-timeout-ms MS]\n";
-  return 2;
-}
-
 int main(int argc, char* argv[])
 {
-  unsigned short port = 0;
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::chrono::milliseconds write_timeout = 5s;
-  for (int i = 1; i + 1 < argc; i += 2)
+  if (argc > 4)
   {
-    std::string_view flag = argv[i];
-    if (flag == "--port")
-      port = static_cast<unsigned short>(std::atoi(argv[i + 1]));
-    else if (flag == "--threads")
-      threads = static_cast<unsigned>(std::max(1, std::atoi(argv[i + 1])));
-    else if (flag == "--write-timeout-ms")
-      write_timeout = std::chrono::milliseconds(std::max(1, std::atoi(argv[i + 1])));
-    else
-      return usage();
+    std::cerr << "usage: spawn_server [PORT [THREADS [WRITE_TIMEOUT_MS]]]\n";
+    return 2;
   }
-  if (argc % 2 == 0)
-    return usage();
+  auto port = static_cast<unsigned short>(argc > 1 ? std::atoi(argv[1]) : 0);
+  int threads = argc > 2 ? std::atoi(argv[2]) : 0;
+  std::chrono::milliseconds write_timeout(argc > 3 ? std::atoi(argv[3]) : 5000);
+  if (threads < 1)
+    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   try
   {

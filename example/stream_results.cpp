@@ -9,21 +9,21 @@
 // the last sender is gone and the channel is closed: the coroutine receives every
 // result still queued, then eof, and the program ends.
 //
-// The other way round: a consumer that stops early (--take N) destroys its receiver,
-// and from then on send() returns false, which tells the workers to stop.
+// The other way round: a consumer that stops early (after TAKE results) destroys its
+// receiver, and from then on send() returns false, which tells the workers to stop.
 //
-// usage: stream_results [--workers W] [--jobs J] [--take N]
+// usage: stream_results [WORKERS [JOBS [TAKE]]]     defaults: 4, 1000, all
 //
-// Job n (1 to J, shared out round robin between the W workers) counts the steps of the
-// Collatz sequence from n down to 1. Prints "steps(<n>) = <steps>, worker <w>" for every
+// Job n (1 to JOBS, shared out round robin between the workers) counts the steps of
+// the Collatz sequence from n down to 1. Prints "steps(<n>) = <steps>, worker <w>" for every
 // result received, then "eof: N results in B batches" (or "took N results, stopped"),
 // and exits with status 0.
 //
 
 #include <asio_waker/channel.hpp>
 #include <boost/asio.hpp>
+#include <charconv>
 #include <cstdint>
-#include <cstdlib>
 #include <iostream>
 #include <string_view>
 #include <vector>
@@ -87,22 +87,19 @@ asio::awaitable<void> print_results(
 
 int main(int argc, char* argv[])
 {
-  std::uint64_t workers = 4, jobs = 1000, take = UINT64_MAX;
-  for (int i = 1; i < argc; i += 2)
+  std::uint64_t args[] = {4, 1000, UINT64_MAX}; // workers, jobs, take
+  bool ok = argc <= 4;
+  for (int i = 1; ok && i < argc; ++i)
   {
-    std::string_view flag = argv[i];
-    auto* option = flag == "--workers" ? &workers
-                   : flag == "--jobs"  ? &jobs
-                   : flag == "--take"  ? &take
-                                       : nullptr;
-    char* end = nullptr;
-    if (option && i + 1 < argc && *argv[i + 1] != '\0')
-      *option = std::strtoull(argv[i + 1], &end, 10);
-    if (end == nullptr || *end != '\0' || workers == 0 || workers > 256)
-    {
-      std::cerr << "usage: stream_results [--workers W] [--jobs J] [--take N]\n";
-      return 2;
-    }
+    std::string_view arg = argv[i];
+    auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), args[i - 1]);
+    ok = !arg.empty() && ec == std::errc{} && end == arg.data() + arg.size();
+  }
+  auto [workers, jobs, take] = args;
+  if (!ok || workers == 0 || workers > 256)
+  {
+    std::cerr << "usage: stream_results [WORKERS [JOBS [TAKE]]]\n";
+    return 2;
   }
 
   asio::io_context io;

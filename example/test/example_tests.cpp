@@ -345,16 +345,13 @@ std::string expected_reply(std::uint64_t rounds, const std::string& text)
   return offload::format_reply(offload::digest(text, rounds), text);
 }
 
-// The servers that speak offload_protocol.hpp and were given on the command line,
-// with the flags for each variant.
-std::vector<std::pair<std::string, std::vector<std::string>>> offload_servers()
+// The servers that speak offload_protocol.hpp and were given on the command line.
+std::vector<std::string> offload_servers()
 {
-  std::vector<std::pair<std::string, std::vector<std::string>>> servers;
-  if (find_binary("offload_server"))
-    for (const char* handoff : {"waker", "timer", "channel"})
-      servers.push_back({"offload_server", {"--handoff", handoff}});
-  if (find_binary("spawn_server"))
-    servers.push_back({"spawn_server", {}});
+  std::vector<std::string> servers;
+  for (const char* name : {"offload_server", "spawn_server"})
+    if (find_binary(name))
+      servers.push_back(name);
   BOOST_REQUIRE_MESSAGE(
     !servers.empty(), "give the path of offload_server or spawn_server");
   return servers;
@@ -403,7 +400,7 @@ BOOST_AUTO_TEST_CASE(end_of_input)
 
 BOOST_AUTO_TEST_CASE(gives_up_after_timeout)
 {
-  child p({binary("blocking_bridge"), "--timeout-ms", "300"});
+  child p({binary("blocking_bridge"), "300"}); // give up after 300 ms without input
   p.write_stdin("alpha\n");
   // stdin stays open: the reader thread stays blocked, and must still be stopped.
   BOOST_CHECK_EQUAL(
@@ -413,7 +410,7 @@ BOOST_AUTO_TEST_CASE(gives_up_after_timeout)
 
 BOOST_AUTO_TEST_CASE(sigterm_cancels_the_wait)
 {
-  child p({binary("blocking_bridge"), "--timeout-ms", "60000"});
+  child p({binary("blocking_bridge"), "60000"});
   p.write_stdin("alpha\n");
   BOOST_CHECK_EQUAL(p.read_line(), "line 1: alpha");
   p.signal(SIGTERM);
@@ -429,11 +426,11 @@ BOOST_AUTO_TEST_SUITE(offload)
 
 BOOST_AUTO_TEST_CASE(replies_byte_for_byte)
 {
-  for (auto& [name, args] : offload_servers())
+  for (auto& name : offload_servers())
   {
-    BOOST_TEST_CONTEXT(name << " " << (args.empty() ? "" : args[1]))
+    BOOST_TEST_CONTEXT(name)
     {
-      server s(name, args);
+      server s(name);
       client c(s.port);
       c.send(make_request(1, "x"));
       BOOST_CHECK_EQUAL(c.read_line(), expected_reply(1, "x"));
@@ -468,11 +465,11 @@ BOOST_AUTO_TEST_CASE(replies_byte_for_byte)
 
 BOOST_AUTO_TEST_CASE(offload_client_checks_every_reply)
 {
-  for (auto& [name, args] : offload_servers())
+  for (auto& name : offload_servers())
   {
-    BOOST_TEST_CONTEXT(name << " " << (args.empty() ? "" : args[1]))
+    BOOST_TEST_CONTEXT(name)
     {
-      server s(name, args);
+      server s(name);
       child load({binary("offload_client"), "--port", std::to_string(s.port),
         "--connections", "4", "--seconds", "0.5"});
       std::string summary = load.read_all();
@@ -487,11 +484,11 @@ BOOST_AUTO_TEST_CASE(offload_client_checks_every_reply)
 
 BOOST_AUTO_TEST_CASE(sigterm_with_a_wait_pending)
 {
-  for (auto& [name, args] : offload_servers())
+  for (auto& name : offload_servers())
   {
-    BOOST_TEST_CONTEXT(name << " " << (args.empty() ? "" : args[1]))
+    BOOST_TEST_CONTEXT(name)
     {
-      server s(name, args);
+      server s(name);
       client busy(s.port), idle(s.port);
       busy.send(make_request(offload::max_rounds, "slow")); // tens of milliseconds of work
       busy.send(make_request(offload::max_rounds, "slower"));
@@ -505,11 +502,11 @@ BOOST_AUTO_TEST_CASE(sigterm_with_a_wait_pending)
 
 BOOST_AUTO_TEST_CASE(overlong_line)
 {
-  for (auto& [name, args] : offload_servers())
+  for (auto& name : offload_servers())
   {
-    BOOST_TEST_CONTEXT(name << " " << (args.empty() ? "" : args[1]))
+    BOOST_TEST_CONTEXT(name)
     {
-      server s(name, args);
+      server s(name);
       client other(s.port);
       client c(s.port);
       c.send(std::string(5000, 'a')); // no '\n' within max_line bytes
@@ -523,11 +520,11 @@ BOOST_AUTO_TEST_CASE(overlong_line)
 
 BOOST_AUTO_TEST_CASE(binary_junk)
 {
-  for (auto& [name, args] : offload_servers())
+  for (auto& name : offload_servers())
   {
-    BOOST_TEST_CONTEXT(name << " " << (args.empty() ? "" : args[1]))
+    BOOST_TEST_CONTEXT(name)
     {
-      server s(name, args);
+      server s(name);
       client c(s.port);
       c.send(std::string("\x00\xff\x7f\x01junk\n", 9));
       BOOST_CHECK_EQUAL(c.read_line(), offload::bad_request);
@@ -547,11 +544,11 @@ BOOST_AUTO_TEST_CASE(binary_junk)
 
 BOOST_AUTO_TEST_CASE(client_disconnects_mid_request)
 {
-  for (auto& [name, args] : offload_servers())
+  for (auto& name : offload_servers())
   {
-    BOOST_TEST_CONTEXT(name << " " << (args.empty() ? "" : args[1]))
+    BOOST_TEST_CONTEXT(name)
     {
-      server s(name, args);
+      server s(name);
       {
         client half(s.port);
         half.send("100 half a requ"); // and gone
@@ -575,13 +572,12 @@ BOOST_AUTO_TEST_CASE(client_disconnects_mid_request)
 
 BOOST_AUTO_TEST_CASE(client_that_never_reads)
 {
-  for (auto& [name, args] : offload_servers())
+  for (auto& name : offload_servers())
   {
-    BOOST_TEST_CONTEXT(name << " " << (args.empty() ? "" : args[1]))
+    BOOST_TEST_CONTEXT(name)
     {
-      auto with_timeout = args;
-      with_timeout.insert(with_timeout.end(), {"--write-timeout-ms", "300"});
-      server s(name, with_timeout);
+      // Any port, 2 workers, and writes time out after 300 ms.
+      server s(name, {"0", "2", "300"});
 
       // Requests of about 1000 bytes, answered by replies as long, never read: the
       // buffers fill, the server's write times out, and it drops the connection.
@@ -675,13 +671,14 @@ BOOST_AUTO_TEST_CASE(bad_input)
 
 BOOST_AUTO_TEST_CASE(client_that_never_reads)
 {
-  server s("chat_server", {"--write-timeout-ms", "300"});
+  server s("chat_server");
   client mute(s.port, 4096);
   client talker(s.port);
 
   // The talker sends lines and reads every one of them back. The mute client's
   // buffers fill up (8 MB is more than the kernel buffers, at most 4 MB on Linux by
-  // default), then its outbox or a write times out, and the server drops it.
+  // default), then its outbox (1024 lines), and the server stops queueing for it: it
+  // writes what was queued, then closes the connection.
   const std::string line = std::string(500, 't') + "\n";
   std::string batch;
   for (int i = 0; i < 100; ++i)
@@ -692,7 +689,6 @@ BOOST_AUTO_TEST_CASE(client_that_never_reads)
     for (int j = 0; j < 100; ++j)
       BOOST_REQUIRE_EQUAL(talker.read_line(), line);
   }
-  ::usleep(1'500'000);      // see offload/client_that_never_reads
   mute.read_until_closed(); // fails the test if the server keeps it open
 
   talker.send("done\n");
@@ -702,11 +698,11 @@ BOOST_AUTO_TEST_CASE(client_that_never_reads)
 
 BOOST_AUTO_TEST_CASE(client_that_falls_behind)
 {
-  // Writes time out after a minute: only the outbox limit (1024 lines) can drop the
-  // slow client. It stops reading while the room goes on (10 MB, more than the kernel
-  // buffers), so that lines pile up in its outbox; when it reads again, it gets whole
-  // lines, in order, fewer than were sent, and then the server closes the connection.
-  server s("chat_server", {"--write-timeout-ms", "60000"});
+  // The slow client stops reading while the room goes on (10 MB, more than the kernel
+  // buffers), so that lines pile up in its outbox, up to its limit (1024 lines); when
+  // it reads again, it gets whole lines, in order, fewer than were sent, and then the
+  // server closes the connection.
+  server s("chat_server");
   client slow(s.port, 4096);
   client talker(s.port);
 
@@ -799,8 +795,7 @@ BOOST_AUTO_TEST_CASE(every_result_exactly_once_then_eof)
     BOOST_TEST_CONTEXT("workers " << workers)
     {
       const std::uint64_t jobs = 5000;
-      child p({binary("stream_results"), "--workers", std::to_string(workers), "--jobs",
-        std::to_string(jobs)});
+      child p({binary("stream_results"), std::to_string(workers), std::to_string(jobs)});
       stream_output out(p.read_all(), workers);
       BOOST_CHECK_EQUAL(p.wait(), 0);
       BOOST_CHECK_EQUAL(out.worker_of.size(), jobs);
@@ -824,7 +819,7 @@ BOOST_AUTO_TEST_CASE(every_result_exactly_once_then_eof)
 
 BOOST_AUTO_TEST_CASE(no_jobs)
 {
-  child p({binary("stream_results"), "--jobs", "0"});
+  child p({binary("stream_results"), "4", "0"}); // 4 workers, no jobs
   BOOST_CHECK_EQUAL(p.read_all(), "eof: 0 results in 0 batches\n");
   BOOST_CHECK_EQUAL(p.wait(), 0);
 }
@@ -832,8 +827,7 @@ BOOST_AUTO_TEST_CASE(no_jobs)
 BOOST_AUTO_TEST_CASE(consumer_stops_early)
 {
   // Ten billion jobs would take hours: the workers must stop when the receiver is gone.
-  child p(
-    {binary("stream_results"), "--workers", "2", "--jobs", "10000000000", "--take", "100"});
+  child p({binary("stream_results"), "2", "10000000000", "100"}); // workers, jobs, take
   stream_output out(p.read_all(), 2);
   BOOST_CHECK_EQUAL(p.wait(), 0);
   BOOST_CHECK_EQUAL(out.worker_of.size(), 100u);
@@ -842,9 +836,9 @@ BOOST_AUTO_TEST_CASE(consumer_stops_early)
 
 BOOST_AUTO_TEST_CASE(bad_arguments)
 {
-  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{{"--jobs"},
-         {"--jobs", "x"}, {"--jobs", ""}, {"--jobs", "12x"}, {"--workers", "0"},
-         {"--workers", "100000"}, {"--take", "1", "--bogus", "1"}, {"extra"}})
+  for (std::vector<std::string> args :
+    std::vector<std::vector<std::string>>{{"--jobs"}, {"4", "x"}, {"4", ""}, {"4", "12x"},
+      {"4", "-1"}, {"0"}, {"100000"}, {"1", "2", "3", "4"}})
   {
     BOOST_TEST_CONTEXT(args.size() << " arguments, the first: " << args[0])
     {
