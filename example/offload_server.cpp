@@ -17,8 +17,15 @@
 //
 
 #include <asio_waker.hpp>
+// Either Asio: Boost.Asio, or standalone Asio when built with the CMake target
+// asio_waker::asio_waker_standalone (which defines ASIO_WAKER_STANDALONE_ASIO).
+#if defined(ASIO_WAKER_STANDALONE_ASIO)
+#include <asio.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#else
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#endif
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -29,13 +36,15 @@
 #include <thread>
 #include "offload_protocol.hpp"
 
-namespace asio = boost::asio;
+namespace asio = asio_waker::net; // boost::asio or ::asio
 using asio::awaitable;
+using asio_waker::error_code;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 using namespace std::chrono_literals;
 
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+// Errors as values: `co_await op(nothrow(ec))` sets ec instead of throwing.
+auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 // Where a worker leaves a session's reply. Shared with the job, which may outlive the
 // session (the client left, or the server is stopping) and must still have somewhere
@@ -51,7 +60,8 @@ struct handoff
 awaitable<void> timeout(std::chrono::steady_clock::duration d)
 {
   asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(nothrow_awaitable);
+  error_code ec; // cancelled: the other side of an || finished first
+  co_await timer.async_wait(nothrow(ec));
 }
 
 // Writes a last line before the session closes the connection. Closing with request
@@ -59,13 +69,13 @@ awaitable<void> timeout(std::chrono::steady_clock::duration d)
 // the line: so shut our side, then read what the client still sends until it closes.
 awaitable<void> send_last_line(tcp::socket& socket, std::string_view line)
 {
-  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(line), nothrow_awaitable);
+  error_code ec;
+  co_await asio::async_write(socket, asio::buffer(line), nothrow(ec));
   if (!ec)
     socket.shutdown(tcp::socket::shutdown_send, ec);
   char sink[4096];
   while (!ec)
-    std::tie(ec, n) =
-      co_await socket.async_read_some(asio::buffer(sink), nothrow_awaitable);
+    co_await socket.async_read_some(asio::buffer(sink), nothrow(ec));
 }
 
 awaitable<void> session(
@@ -75,8 +85,9 @@ awaitable<void> session(
   std::string input;
   for (;;)
   {
-    auto [ec, n] = co_await asio::async_read_until(
-      socket, asio::dynamic_buffer(input, offload::max_line), '\n', nothrow_awaitable);
+    error_code ec;
+    std::size_t n = co_await asio::async_read_until(
+      socket, asio::dynamic_buffer(input, offload::max_line), '\n', nothrow(ec));
     if (ec == asio::error::not_found) // max_line bytes without a '\n'
     {
       co_await (send_last_line(socket, offload::line_too_long) || timeout(1s));
@@ -93,8 +104,8 @@ awaitable<void> session(
           offload::digest(request.text, request.rounds), request.text);
         shared->waker.wake(); // a release: the woken session sees the reply
       });
-      auto [aborted] = co_await shared->waker.async_wait(nothrow_awaitable);
-      if (aborted) // the server is stopping
+      co_await shared->waker.async_wait(nothrow(ec));
+      if (ec) // operation_aborted: the server is stopping
         co_return;
       reply = std::move(shared->reply);
     }
@@ -102,10 +113,9 @@ awaitable<void> session(
 
     // A client that sends requests but never reads the replies must not hold the
     // session forever: each write has a deadline.
-    auto written =
-      co_await (asio::async_write(socket, asio::buffer(reply), nothrow_awaitable)
-                || timeout(write_timeout));
-    if (written.index() == 1 || std::get<0>(std::get<0>(written)))
+    auto written = co_await (
+      asio::async_write(socket, asio::buffer(reply), nothrow(ec)) || timeout(write_timeout));
+    if (written.index() == 1 || ec)
       co_return;
   }
 }
@@ -118,7 +128,8 @@ awaitable<void> listener(tcp::acceptor& acceptor, asio::thread_pool& pool,
   auto ex = acceptor.get_executor();
   for (;;)
   {
-    auto [ec, socket] = co_await acceptor.async_accept(nothrow_awaitable);
+    error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(nothrow(ec));
     if (ec == asio::error::operation_aborted) // the server is stopping
       co_return;
     if (ec) // e.g. out of file descriptors: back off rather than spin
@@ -157,7 +168,7 @@ int main(int argc, char* argv[])
     asio::co_spawn(io, listener(acceptor, pool, write_timeout, sessions), asio::detached);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code, int) {
+    signals.async_wait([&](error_code, int) {
       acceptor.close();
       for (auto& s : sessions)
         s.emit(asio::cancellation_type::terminal);

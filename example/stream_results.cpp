@@ -21,14 +21,20 @@
 //
 
 #include <asio_waker/channel.hpp>
+// Either Asio: Boost.Asio, or standalone Asio when built with the CMake target
+// asio_waker::asio_waker_standalone (which defines ASIO_WAKER_STANDALONE_ASIO).
+#if defined(ASIO_WAKER_STANDALONE_ASIO)
+#include <asio.hpp>
+#else
 #include <boost/asio.hpp>
+#endif
 #include <charconv>
 #include <cstdint>
 #include <iostream>
 #include <string_view>
 #include <vector>
 
-namespace asio = boost::asio;
+namespace asio = asio_waker::net; // boost::asio or ::asio
 
 struct result
 {
@@ -67,8 +73,8 @@ asio::awaitable<void> print_results(
   {
     // Waits for at least one result, then takes every one queued, up to the limit.
     batch.clear();
-    auto [ec, n] =
-      co_await results.async_receive_many(batch, 1024, asio::as_tuple(asio::use_awaitable));
+    asio_waker::error_code ec;
+    co_await results.async_receive_many(batch, 1024, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) // eof (nothing cancels this receive): every sender gone, every result taken
     {
       std::cout << (ec == asio::error::eof ? "eof" : ec.message()) << ": " << received

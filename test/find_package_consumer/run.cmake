@@ -4,8 +4,11 @@
 #    WORK_DIR/prefix;
 # 2. for each flavour (boost, standalone): build test/find_package_consumer against the
 #    prefix (find_package) and with add_subdirectory(SOURCE_DIR), and run it. The
-#    standalone consumers are configured with find_package(Boost) disabled: that flavour
-#    must not need Boost. Skipped, saying so, where standalone Asio is not installed.
+#    find_package consumers also build copies of example/offload_server.cpp and
+#    example/stream_results.cpp (what a user copies into a project of their own) and
+#    run stream_results. The standalone consumers are configured with find_package(Boost)
+#    disabled: that flavour must not need Boost. Skipped, saying so, where standalone
+#    Asio is not installed.
 foreach(v SOURCE_DIR WORK_DIR CXX_COMPILER GENERATOR)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run.cmake: ${v} not set")
@@ -25,6 +28,10 @@ set(prefix ${WORK_DIR}/prefix)
 set(consumer_src ${SOURCE_DIR}/test/find_package_consumer)
 # Fresh prefix every run; the build dirs are reused (incremental, re-configured).
 file(REMOVE_RECURSE ${prefix})
+set(copied_examples ${WORK_DIR}/copied-examples)
+file(REMOVE_RECURSE ${copied_examples})
+file(COPY ${SOURCE_DIR}/example/offload_server.cpp ${SOURCE_DIR}/example/offload_protocol.hpp
+          ${SOURCE_DIR}/example/stream_results.cpp DESTINATION ${copied_examples})
 
 set(common -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Release)
 
@@ -53,13 +60,17 @@ foreach(flavour IN LISTS flavours)
   foreach(how IN ITEMS find subdir)
     set(dir ${WORK_DIR}/consumer-${flavour}-${how})
     if(how STREQUAL "find")
-      set(how_flags -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+      set(how_flags -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+                    -DEXAMPLES_DIR=${copied_examples})
     else()
       set(how_flags -DASIO_WAKER_SOURCE_DIR=${SOURCE_DIR})
     endif()
     step(${CMAKE_COMMAND} -S ${consumer_src} -B ${dir} ${common} ${flags} ${how_flags})
     step(${CMAKE_COMMAND} --build ${dir})
     step(${dir}/consumer)
+    if(how STREQUAL "find")
+      step(${dir}/stream_results 2 50) # 2 workers, 50 jobs: every result, then eof
+    endif()
   endforeach()
 endforeach()
 message(STATUS "package_consumer: OK (${flavours})")
