@@ -33,7 +33,8 @@ using receiver = basic_receiver<T>;
 /// Creates a channel of T whose receiver uses the I/O executor `ex`.
 /**
  * @returns The channel's first sender and its receiver. The channel's state lives until
- * the receiver, every sender and every receive in flight are gone.
+ * the receiver, every sender and every receive still waiting for its values are gone (a
+ * receive that has its values, or its error, no longer needs the state).
  *
  * @throws std::bad_alloc The state, its first block of slots, or the channel service of
  * the executor's execution context could not be allocated.
@@ -206,11 +207,12 @@ private:
  *
  * @par Lifetime
  * The destructor closes the channel: sends fail from then on, and the values nobody
- * took are destroyed with the last handle (sender or receive in flight). Shutting the
- * execution context down does the same to every receiver of the context, and destroys a
- * pending receive's handler without invoking it. The receiver's destruction and the
- * shutdown may wait, for a few instructions, for a send that is handing a receive to the
- * scheduler at that moment; no send ever waits for the receiver.
+ * took are destroyed with the last handle (a sender, or a receive still waiting for its
+ * values: one that a send handed over may run, or be destroyed, after the receiver).
+ * Shutting the execution context down does the same to every receiver of the context,
+ * and destroys a pending receive's handler without invoking it. The receiver's
+ * destruction and the shutdown may wait, for a few instructions, for a send that is
+ * handing a receive to the scheduler at that moment; no send ever waits for the receiver.
  *
  * @par Example
  * @code
