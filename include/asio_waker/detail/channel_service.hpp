@@ -400,7 +400,7 @@ public:
 
     Receive& r = p.p->receive();
     r.number = st.receives_started + 1; // start() counts it
-    channel_core::receive_slot slot_entry{
+    const channel_core::receive_slot slot_entry{
       p.p, r.number, &op::take_for, r.out_ptr(), r.max_values()};
     p.v = p.p = 0;
     channel_moves::start(st, slot_entry, is_continuation);
